@@ -1,0 +1,118 @@
+//! `skiff server`: opens the store and runs the components until Ctrl-C.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use skiff_store::{
+    AutoCompactor, DEFAULT_COMPACTION_INTERVAL, EtcdConfig, EtcdStore, SqliteConfig, SqliteStore,
+    Store,
+};
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Where state lives (`/var/lib/skiff` as root, else `$XDG_DATA_HOME/skiff`).
+    #[arg(long, env = "SKIFF_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Empty: embedded SQLite in the data dir. `etcd://h:p,h:p` or
+    /// `http(s)://h:p,...`: an etcd cluster.
+    #[arg(long, env = "SKIFF_DATASTORE_ENDPOINT", default_value = "")]
+    pub datastore_endpoint: String,
+    /// How much store history is kept for watches, in seconds.
+    #[arg(long, default_value_t = DEFAULT_COMPACTION_INTERVAL.as_secs())]
+    pub compaction_interval_seconds: u64,
+}
+
+/// The data dir users know from other distributions.
+pub fn default_data_dir() -> PathBuf {
+    if std::env::var("USER").as_deref() == Ok("root") || is_root() {
+        return PathBuf::from("/var/lib/skiff");
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("skiff")
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// Opens the store named by `--datastore-endpoint`.
+pub async fn open_store(data_dir: &std::path::Path, endpoint: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if endpoint.is_empty() {
+        let config = SqliteConfig::in_data_dir(data_dir);
+        let store = SqliteStore::open(config.clone())
+            .await
+            .with_context(|| format!("opening the embedded store at {}", config.path.display()))?;
+        return Ok(Arc::new(store));
+    }
+    let endpoints = parse_etcd_endpoints(endpoint)?;
+    let store = EtcdStore::connect(EtcdConfig::new(endpoints))
+        .await
+        .with_context(|| format!("connecting to etcd at {endpoint}"))?;
+    Ok(Arc::new(store))
+}
+
+/// `etcd://a:1,b:2` → `[http://a:1, http://b:2]`; `https://a:1,b:2` keeps https.
+pub fn parse_etcd_endpoints(endpoint: &str) -> anyhow::Result<Vec<String>> {
+    let (scheme, rest) = match endpoint.split_once("://") {
+        Some(("etcd", rest)) | Some(("http", rest)) => ("http", rest),
+        Some(("https", rest)) => ("https", rest),
+        Some((other, _)) => anyhow::bail!("unsupported datastore scheme {other:?} (use etcd://, http:// or https://)"),
+        None => anyhow::bail!("datastore endpoint {endpoint:?} needs a scheme: etcd://host:port"),
+    };
+    let endpoints: Vec<String> = rest
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{scheme}://{}", h.trim_start_matches("etcd://").trim_start_matches("http://").trim_start_matches("https://")))
+        .collect();
+    anyhow::ensure!(!endpoints.is_empty(), "datastore endpoint {endpoint:?} names no hosts");
+    Ok(endpoints)
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let store = open_store(&data_dir, &args.datastore_endpoint).await?;
+    let shutdown = CancellationToken::new();
+    let compactor = AutoCompactor {
+        store: store.clone(),
+        interval: std::time::Duration::from_secs(args.compaction_interval_seconds.max(1)),
+    };
+    let compaction = tokio::spawn(compactor.run(shutdown.clone()));
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        revision = store.current_revision().await?,
+        "skiff server is up (store only: the API server is not built yet); Ctrl-C stops it"
+    );
+    tokio::signal::ctrl_c().await?;
+    shutdown.cancel();
+    compaction.await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etcd_endpoints_are_parsed() {
+        assert_eq!(
+            parse_etcd_endpoints("etcd://a:1,b:2").unwrap_or_default(),
+            vec!["http://a:1", "http://b:2"]
+        );
+        assert_eq!(
+            parse_etcd_endpoints("https://a:1").unwrap_or_default(),
+            vec!["https://a:1"]
+        );
+        assert!(parse_etcd_endpoints("mysql://x").is_err());
+        assert!(parse_etcd_endpoints("a:1").is_err());
+    }
+}
