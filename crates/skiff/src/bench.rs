@@ -163,7 +163,9 @@ async fn creates(
             tokio::spawn(async move {
                 let mut i = w;
                 while i < ops {
-                    store.create(&format!("{prefix}{i:08}"), value(), None).await?;
+                    store
+                        .create(&format!("{prefix}{i:08}"), value(), None)
+                        .await?;
                     i += writers;
                 }
                 anyhow::Ok(())
@@ -215,7 +217,11 @@ async fn list_ms(store: &Arc<dyn Store>, prefix: &str) -> anyhow::Result<f64> {
     for _ in 0..5 {
         let started = Instant::now();
         let listed = store.list(prefix, ListOptions::default()).await?;
-        anyhow::ensure!(listed.items.len() == 10_000, "list returned {} items", listed.items.len());
+        anyhow::ensure!(
+            listed.items.len() == 10_000,
+            "list returned {} items",
+            listed.items.len()
+        );
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     times.sort_by(f64::total_cmp);

@@ -6,7 +6,11 @@ mod server;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "skiff", version, about = "A Kubernetes-compatible cluster in one binary")]
+#[command(
+    name = "skiff",
+    version,
+    about = "A Kubernetes-compatible cluster in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,

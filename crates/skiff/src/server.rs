@@ -43,7 +43,10 @@ fn is_root() -> bool {
 }
 
 /// Opens the store named by `--datastore-endpoint`.
-pub async fn open_store(data_dir: &std::path::Path, endpoint: &str) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(
+    data_dir: &std::path::Path,
+    endpoint: &str,
+) -> anyhow::Result<Arc<dyn Store>> {
     if endpoint.is_empty() {
         let config = SqliteConfig::in_data_dir(data_dir);
         let store = SqliteStore::open(config.clone())
@@ -63,16 +66,28 @@ pub fn parse_etcd_endpoints(endpoint: &str) -> anyhow::Result<Vec<String>> {
     let (scheme, rest) = match endpoint.split_once("://") {
         Some(("etcd", rest)) | Some(("http", rest)) => ("http", rest),
         Some(("https", rest)) => ("https", rest),
-        Some((other, _)) => anyhow::bail!("unsupported datastore scheme {other:?} (use etcd://, http:// or https://)"),
+        Some((other, _)) => anyhow::bail!(
+            "unsupported datastore scheme {other:?} (use etcd://, http:// or https://)"
+        ),
         None => anyhow::bail!("datastore endpoint {endpoint:?} needs a scheme: etcd://host:port"),
     };
     let endpoints: Vec<String> = rest
         .split(',')
         .map(str::trim)
         .filter(|h| !h.is_empty())
-        .map(|h| format!("{scheme}://{}", h.trim_start_matches("etcd://").trim_start_matches("http://").trim_start_matches("https://")))
+        .map(|h| {
+            format!(
+                "{scheme}://{}",
+                h.trim_start_matches("etcd://")
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://")
+            )
+        })
         .collect();
-    anyhow::ensure!(!endpoints.is_empty(), "datastore endpoint {endpoint:?} names no hosts");
+    anyhow::ensure!(
+        !endpoints.is_empty(),
+        "datastore endpoint {endpoint:?} names no hosts"
+    );
     Ok(endpoints)
 }
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType,
-    GetOptions, Identity, KvClient, LeaseClient, PutOptions, TlsOptions, Txn, TxnOp,
-    TxnOpResponse, WatchClient, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions,
+    Identity, KvClient, LeaseClient, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse,
+    WatchClient, WatchOptions,
 };
 use futures::StreamExt;
 
@@ -119,7 +119,9 @@ impl EtcdStore {
         }
         let client = Client::connect(&endpoints, Some(options)).await?;
         let store = EtcdStore {
-            kv: client.kv_client().max_decoding_message_size(MAX_RESPONSE_BYTES),
+            kv: client
+                .kv_client()
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
             watch: client
                 .watch_client()
                 .max_decoding_message_size(MAX_RESPONSE_BYTES),
@@ -156,10 +158,12 @@ impl EtcdStore {
     async fn lease_for(&self, ttl: Duration) -> Result<i64> {
         let reuse = (ttl / 20).min(Duration::from_secs(60));
         let now = Instant::now();
-        if let Some(cached) = *self.leases.lock().unwrap_or_else(|e| e.into_inner()) {
-            if cached.expires >= now + ttl && cached.expires <= now + ttl + reuse {
-                return Ok(cached.id);
-            }
+        let cached = *self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cached) = cached
+            && cached.expires >= now + ttl
+            && cached.expires <= now + ttl + reuse
+        {
+            return Ok(cached.id);
         }
         let seconds = (ttl + reuse).as_secs_f64().ceil().max(1.0) as i64;
         let granted = self.lease.clone().grant(seconds, None).await?;
@@ -263,7 +267,11 @@ impl Store for EtcdStore {
         let full = self.full_key(key);
         let txn = Txn::new()
             .when([Compare::mod_revision(full.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(full, value.to_vec(), Some(self.put_options(ttl).await?))]);
+            .and_then([TxnOp::put(
+                full,
+                value.to_vec(),
+                Some(self.put_options(ttl).await?),
+            )]);
         let response = self.kv.clone().txn(txn).await?;
         if !response.succeeded() {
             return Err(StoreError::AlreadyExists { key: key.into() });
@@ -316,7 +324,9 @@ impl Store for EtcdStore {
             });
         }
         let create_revision = match first {
-            Some(TxnOpResponse::Put(put)) => put.prev_key().map_or(revision, |p| p.create_revision()),
+            Some(TxnOpResponse::Put(put)) => {
+                put.prev_key().map_or(revision, |p| p.create_revision())
+            }
             _ => revision,
         };
         Ok(KeyValue {
@@ -377,8 +387,10 @@ impl Store for EtcdStore {
         let mut stream = self.watch.clone().watch(full_prefix, Some(options)).await?;
         // The first response confirms the watch or reports compaction.
         let first = stream.message().await?;
-        if let Some(response) = &first {
-            if response.canceled() || response.compact_revision() > 0 {
+        if let Some(response) = &first
+            && (response.canceled() || response.compact_revision() > 0)
+        {
+            {
                 return Err(if response.compact_revision() > 0 {
                     StoreError::Compacted {
                         requested: from_revision,

@@ -45,8 +45,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes `key`, if given only at `expected_mod_revision`; returns what
     /// was deleted.
-    async fn delete(&self, key: &str, expected_mod_revision: Option<Revision>)
-    -> Result<DeleteResult>;
+    async fn delete(
+        &self,
+        key: &str,
+        expected_mod_revision: Option<Revision>,
+    ) -> Result<DeleteResult>;
 
     /// Every change under `prefix` after `from_revision` (exclusive), in
     /// revision order: first replayed from history, then live. Fails with

@@ -162,7 +162,10 @@ mod tests {
         assert_eq!(hub.watcher_count(), 0);
         assert!(sub.next().await.unwrap().is_ok());
         assert!(sub.next().await.unwrap().is_ok());
-        assert!(matches!(sub.next().await, Some(Err(StoreError::WatchLagged))));
+        assert!(matches!(
+            sub.next().await,
+            Some(Err(StoreError::WatchLagged))
+        ));
     }
 
     #[tokio::test]

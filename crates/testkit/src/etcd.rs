@@ -9,7 +9,9 @@ use crate::ports::free_port;
 /// Why a test dependency could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
-    #[error("cannot start {program}: {source} (install Debian's etcd-server: apt-get install etcd-server)")]
+    #[error(
+        "cannot start {program}: {source} (install Debian's etcd-server: apt-get install etcd-server)"
+    )]
     Spawn {
         program: String,
         source: std::io::Error,
@@ -68,7 +70,10 @@ impl EtcdServer {
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let child = Command::new(&program)
             .arg("--name=skiff-test")
-            .arg(format!("--data-dir={}", self.dir.path().join("data").display()))
+            .arg(format!(
+                "--data-dir={}",
+                self.dir.path().join("data").display()
+            ))
             .arg(format!("--listen-client-urls={}", self.client_url()))
             .arg(format!("--advertise-client-urls={}", self.client_url()))
             .arg(format!("--listen-peer-urls={peer}"))
@@ -89,10 +94,10 @@ impl EtcdServer {
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), TestkitError> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                break;
             }
             if health_ok(self.client_port) {
                 return Ok(());

@@ -8,13 +8,11 @@ use std::sync::atomic::{AtomicU16, Ordering};
 pub fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     loop {
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", 0)) {
-            if let Ok(addr) = listener.local_addr() {
-                let port = addr.port();
-                if NEXT.swap(port, Ordering::Relaxed) != port {
-                    return port;
-                }
-            }
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", 0))
+            && let Ok(addr) = listener.local_addr()
+            && NEXT.swap(addr.port(), Ordering::Relaxed) != addr.port()
+        {
+            return addr.port();
         }
     }
 }

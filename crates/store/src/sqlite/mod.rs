@@ -188,7 +188,9 @@ async fn sweep_expired(
         tick.tick().await;
         hub.prune();
         loop {
-            let Some(requests) = requests.upgrade() else { return };
+            let Some(requests) = requests.upgrade() else {
+                return;
+            };
             match send(&requests, Command::SweepExpired { now: now_ms() }).await {
                 Ok(Reply::Swept(n)) if n >= writer::SWEEP_CHUNK => continue,
                 Ok(_) => break,

@@ -65,7 +65,10 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     };
     let mode = setup().map_err(|e| corrupt(path, e))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(corrupt(path, format!("cannot enable WAL mode (got {mode})")));
+        return Err(corrupt(
+            path,
+            format!("cannot enable WAL mode (got {mode})"),
+        ));
     }
     if existed {
         let verdict: String = conn
@@ -80,7 +83,9 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         if version > SCHEMA_VERSION {
             return Err(corrupt(
                 path,
-                format!("written by a newer skiff (schema {version}, this build reads {SCHEMA_VERSION})"),
+                format!(
+                    "written by a newer skiff (schema {version}, this build reads {SCHEMA_VERSION})"
+                ),
             ));
         }
     }
@@ -102,7 +107,9 @@ pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 
 pub(crate) fn read_meta(conn: &Connection, name: &str) -> rusqlite::Result<Revision> {
     Ok(conn
-        .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
         .optional()?
         .unwrap_or(0))
 }
@@ -117,6 +124,7 @@ pub(crate) fn write_meta(conn: &Connection, name: &str, value: Revision) -> rusq
 /// newest log row (they only differ if the file was written by hand).
 pub(crate) fn committed_revision(conn: &Connection) -> rusqlite::Result<Revision> {
     let recorded = read_meta(conn, META_REVISION)?;
-    let newest: Option<Revision> = conn.query_row("SELECT MAX(revision) FROM log", [], |r| r.get(0))?;
+    let newest: Option<Revision> =
+        conn.query_row("SELECT MAX(revision) FROM log", [], |r| r.get(0))?;
     Ok(recorded.max(newest.unwrap_or(0)))
 }

@@ -117,8 +117,12 @@ impl Writer {
         let mut events = Vec::new();
         match self.apply_all(batch, &mut events) {
             Ok(replies) => {
-                self.revisions.current.store(self.revision, Ordering::Release);
-                self.revisions.compacted.store(self.compacted, Ordering::Release);
+                self.revisions
+                    .current
+                    .store(self.revision, Ordering::Release);
+                self.revisions
+                    .compacted
+                    .store(self.compacted, Ordering::Release);
                 self.hub.publish(&events);
                 for (request, reply) in batch.drain(..).zip(replies) {
                     let _ = request.reply.send(reply);
@@ -162,9 +166,9 @@ impl Writer {
                     expected,
                     expires_at,
                 } => self.update(key, value, *expected, *expires_at, events)?,
-                Command::Delete { key, expected } => self
-                    .delete(key, *expected, events)?
-                    .map(Reply::Deleted),
+                Command::Delete { key, expected } => {
+                    self.delete(key, *expected, events)?.map(Reply::Deleted)
+                }
                 Command::SweepExpired { now } => self.sweep(*now, events)?,
                 Command::Compact { target } => self.compact(*target)?,
             };
@@ -375,7 +379,9 @@ impl Writer {
             )?
             .execute(params![low, high])?;
         self.conn
-            .prepare_cached("DELETE FROM log WHERE deleted = 1 AND revision > ?1 AND revision <= ?2")?
+            .prepare_cached(
+                "DELETE FROM log WHERE deleted = 1 AND revision > ?1 AND revision <= ?2",
+            )?
             .execute(params![low, high])?;
         self.compacted = high;
         Ok(Ok(Reply::CompactedTo(high)))
