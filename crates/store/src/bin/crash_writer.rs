@@ -34,12 +34,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     return;
                 }
                 // Updates too, so the log holds superseded rows.
-                if i % 3 == 0 {
-                    if let Ok(Some(kv)) = store.get(&key).await {
-                        let _ = store
-                            .update(&key, value_for(&key), kv.mod_revision, None)
-                            .await;
-                    }
+                if i % 3 == 0
+                    && let Ok(Some(kv)) = store.get(&key).await
+                {
+                    let _ = store
+                        .update(&key, value_for(&key), kv.mod_revision, None)
+                        .await;
                 }
                 if acked.send(key).is_err() {
                     return;
