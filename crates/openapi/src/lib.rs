@@ -1,0 +1,1 @@
+//! OpenAPI documents of the API skiff serves, generated from the types.

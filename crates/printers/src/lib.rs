@@ -1,0 +1,1 @@
+//! Server-side printing: the columns `kubectl get` shows for each kind.
