@@ -1,3 +1,23 @@
 //! Kubernetes API machinery for skiff, as pure functions on JSON objects:
 //! label and field selectors, name/label validation, per-kind defaulting and
 //! validation with field-path errors. No I/O; the API server calls in.
+//!
+//! Everything works on `serde_json::Value` objects exactly as they arrive in
+//! requests, and never panics on malformed input: wrong JSON types become
+//! field errors. Messages and reasons follow upstream Kubernetes so real
+//! clients see familiar text.
+//!
+//! Where to start reading:
+//! * [`field_error`] — the error type every validator returns, and the 422
+//!   message builder.
+//! * [`selectors`] — `labelSelector=` / `fieldSelector=` parsing and matching.
+//! * [`names`] — DNS names, qualified names, label values (upstream messages).
+//! * [`defaults`] — upstream defaulting per kind (`defaults::apply`).
+//! * [`validation`] — create/update validation per kind
+//!   (`validation::validate_create`, `validation::validate_update`).
+
+pub mod field_error;
+pub mod path;
+
+pub use field_error::{FieldError, FieldErrorKind, invalid_message};
+pub use path::Path;
