@@ -1,0 +1,253 @@
+//! The table of resources the API server serves. One generic registry serves
+//! all of them; this table is what makes a kind a resource (path, scope,
+//! verbs, short names, subresources, storage key).
+
+use std::any::TypeId;
+use std::time::Duration;
+
+use k8s_openapi::api::{
+    admissionregistration::v1 as admission, apps::v1 as apps, autoscaling::v1 as autoscaling1,
+    autoscaling::v2 as autoscaling2, batch::v1 as batch, certificates::v1 as certificates,
+    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+    events::v1 as events, networking::v1 as networking, node::v1 as node, policy::v1 as policy,
+    rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+};
+use k8s_openapi::{ListableResource, NamespaceResourceScope, Resource};
+
+/// Every verb of a normal resource, as discovery lists them.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// One served resource (one group/version/plural).
+#[derive(Debug, Clone)]
+pub struct ResourceInfo {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub list_kind: &'static str,
+    pub plural: &'static str,
+    pub namespaced: bool,
+    pub verbs: &'static [&'static str],
+    pub short_names: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    pub subresources: &'static [&'static str],
+    /// Stored objects expire after this long (Events: one hour, as upstream).
+    pub ttl: Option<Duration>,
+}
+
+impl ResourceInfo {
+    fn of<T: Resource + ListableResource + 'static>(
+        short_names: &'static [&'static str],
+        categories: &'static [&'static str],
+        subresources: &'static [&'static str],
+    ) -> Self {
+        ResourceInfo {
+            group: T::GROUP,
+            version: T::VERSION,
+            kind: T::KIND,
+            list_kind: T::LIST_KIND,
+            plural: T::URL_PATH_SEGMENT,
+            namespaced: TypeId::of::<T::Scope>() == TypeId::of::<NamespaceResourceScope>(),
+            verbs: ALL_VERBS,
+            short_names,
+            categories,
+            subresources,
+            ttl: None,
+        }
+    }
+
+    /// `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Lowercase kind, as discovery's `singularName`.
+    pub fn singular(&self) -> String {
+        self.kind.to_ascii_lowercase()
+    }
+
+    pub fn has_subresource(&self, name: &str) -> bool {
+        self.subresources.contains(&name)
+    }
+
+    /// Store key prefix of every object of this resource (all versions of a
+    /// group share it): `/pods/` or `/apps/deployments/`.
+    pub fn key_prefix(&self) -> String {
+        if self.group.is_empty() {
+            format!("/{}/", self.plural)
+        } else {
+            format!("/{}/{}/", self.group, self.plural)
+        }
+    }
+
+    /// The store key of one object.
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        match namespace.filter(|_| self.namespaced) {
+            Some(ns) => format!("{}{ns}/{name}", self.key_prefix()),
+            None => format!("{}{name}", self.key_prefix()),
+        }
+    }
+
+    /// Prefix of the objects in one namespace (or all of them).
+    pub fn namespace_prefix(&self, namespace: Option<&str>) -> String {
+        match namespace.filter(|_| self.namespaced) {
+            Some(ns) => format!("{}{ns}/", self.key_prefix()),
+            None => self.key_prefix(),
+        }
+    }
+}
+
+const ALL: &[&str] = &["all"];
+const API_EXTENSIONS: &[&str] = &["api-extensions"];
+const STATUS: &[&str] = &["status"];
+const SCALE: &[&str] = &["scale", "status"];
+const NONE: &[&str] = &[];
+
+/// Every built-in resource, in discovery order (groups in upstream's order).
+pub fn builtin() -> Vec<ResourceInfo> {
+    let mut list = vec![
+        // core/v1
+        ResourceInfo::of::<core::ComponentStatus>(&["cs"], NONE, NONE),
+        ResourceInfo::of::<core::ConfigMap>(&["cm"], NONE, NONE),
+        ResourceInfo::of::<core::Endpoints>(&["ep"], NONE, NONE),
+        ResourceInfo::of::<core::Event>(&["ev"], NONE, NONE),
+        ResourceInfo::of::<core::LimitRange>(&["limits"], NONE, NONE),
+        ResourceInfo::of::<core::Namespace>(&["ns"], NONE, &["finalize", "status"]),
+        ResourceInfo::of::<core::Node>(&["no"], NONE, &["proxy", "status"]),
+        ResourceInfo::of::<core::PersistentVolumeClaim>(&["pvc"], NONE, STATUS),
+        ResourceInfo::of::<core::PersistentVolume>(&["pv"], NONE, STATUS),
+        ResourceInfo::of::<core::Pod>(
+            &["po"],
+            ALL,
+            &[
+                "attach",
+                "binding",
+                "ephemeralcontainers",
+                "eviction",
+                "exec",
+                "log",
+                "portforward",
+                "proxy",
+                "resize",
+                "status",
+            ],
+        ),
+        ResourceInfo::of::<core::PodTemplate>(NONE, NONE, NONE),
+        ResourceInfo::of::<core::ReplicationController>(&["rc"], ALL, SCALE),
+        ResourceInfo::of::<core::ResourceQuota>(&["quota"], NONE, STATUS),
+        ResourceInfo::of::<core::Secret>(NONE, NONE, NONE),
+        ResourceInfo::of::<core::ServiceAccount>(&["sa"], NONE, &["token"]),
+        ResourceInfo::of::<core::Service>(&["svc"], ALL, &["proxy", "status"]),
+        // apps/v1
+        ResourceInfo::of::<apps::ControllerRevision>(NONE, NONE, NONE),
+        ResourceInfo::of::<apps::DaemonSet>(&["ds"], ALL, STATUS),
+        ResourceInfo::of::<apps::Deployment>(&["deploy"], ALL, SCALE),
+        ResourceInfo::of::<apps::ReplicaSet>(&["rs"], ALL, SCALE),
+        ResourceInfo::of::<apps::StatefulSet>(&["sts"], ALL, SCALE),
+        // events.k8s.io/v1
+        ResourceInfo::of::<events::Event>(&["ev"], NONE, NONE),
+        // autoscaling
+        ResourceInfo::of::<autoscaling2::HorizontalPodAutoscaler>(&["hpa"], ALL, STATUS),
+        ResourceInfo::of::<autoscaling1::HorizontalPodAutoscaler>(&["hpa"], ALL, STATUS),
+        // batch/v1
+        ResourceInfo::of::<batch::CronJob>(&["cj"], ALL, STATUS),
+        ResourceInfo::of::<batch::Job>(NONE, ALL, STATUS),
+        // certificates.k8s.io/v1
+        ResourceInfo::of::<certificates::CertificateSigningRequest>(
+            &["csr"],
+            NONE,
+            &["approval", "status"],
+        ),
+        // networking.k8s.io/v1
+        ResourceInfo::of::<networking::IPAddress>(&["ip"], NONE, NONE),
+        ResourceInfo::of::<networking::IngressClass>(NONE, NONE, NONE),
+        ResourceInfo::of::<networking::Ingress>(&["ing"], NONE, STATUS),
+        ResourceInfo::of::<networking::NetworkPolicy>(&["netpol"], NONE, NONE),
+        ResourceInfo::of::<networking::ServiceCIDR>(NONE, NONE, STATUS),
+        // policy/v1
+        ResourceInfo::of::<policy::PodDisruptionBudget>(&["pdb"], NONE, STATUS),
+        // rbac.authorization.k8s.io/v1
+        ResourceInfo::of::<rbac::ClusterRoleBinding>(NONE, NONE, NONE),
+        ResourceInfo::of::<rbac::ClusterRole>(NONE, NONE, NONE),
+        ResourceInfo::of::<rbac::RoleBinding>(NONE, NONE, NONE),
+        ResourceInfo::of::<rbac::Role>(NONE, NONE, NONE),
+        // storage.k8s.io/v1
+        ResourceInfo::of::<storage::CSIDriver>(NONE, NONE, NONE),
+        ResourceInfo::of::<storage::CSINode>(NONE, NONE, NONE),
+        ResourceInfo::of::<storage::CSIStorageCapacity>(NONE, NONE, NONE),
+        ResourceInfo::of::<storage::StorageClass>(&["sc"], NONE, NONE),
+        ResourceInfo::of::<storage::VolumeAttachment>(NONE, NONE, STATUS),
+        // admissionregistration.k8s.io/v1
+        ResourceInfo::of::<admission::MutatingWebhookConfiguration>(NONE, API_EXTENSIONS, NONE),
+        ResourceInfo::of::<admission::ValidatingAdmissionPolicy>(NONE, API_EXTENSIONS, STATUS),
+        ResourceInfo::of::<admission::ValidatingAdmissionPolicyBinding>(NONE, API_EXTENSIONS, NONE),
+        ResourceInfo::of::<admission::ValidatingWebhookConfiguration>(NONE, API_EXTENSIONS, NONE),
+        // scheduling.k8s.io/v1
+        ResourceInfo::of::<scheduling::PriorityClass>(&["pc"], NONE, NONE),
+        // coordination.k8s.io/v1
+        ResourceInfo::of::<coordination::Lease>(NONE, NONE, NONE),
+        // node.k8s.io/v1
+        ResourceInfo::of::<node::RuntimeClass>(NONE, NONE, NONE),
+        // discovery.k8s.io/v1
+        ResourceInfo::of::<discovery::EndpointSlice>(NONE, NONE, NONE),
+    ];
+    for r in &mut list {
+        if r.kind == "Event" {
+            r.ttl = Some(Duration::from_secs(3600));
+        }
+        if r.kind == "ComponentStatus" {
+            r.verbs = &["get", "list"];
+        }
+    }
+    list
+}
+
+/// Group versions in discovery order; the first version of a group is its
+/// preferred version.
+pub fn group_versions(resources: &[ResourceInfo]) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for r in resources {
+        match groups.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, versions)) => {
+                if !versions.contains(&r.version) {
+                    versions.push(r.version);
+                }
+            }
+            None => groups.push((r.group, vec![r.version])),
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_knows_scope_and_keys() {
+        let all = builtin();
+        let pods = all.iter().find(|r| r.plural == "pods").unwrap();
+        assert!(pods.namespaced);
+        assert_eq!(pods.key(Some("default"), "web"), "/pods/default/web");
+        let deploy = all.iter().find(|r| r.plural == "deployments").unwrap();
+        assert_eq!(deploy.key(Some("ns"), "d"), "/apps/deployments/ns/d");
+        let nodes = all.iter().find(|r| r.plural == "nodes").unwrap();
+        assert!(!nodes.namespaced);
+        assert_eq!(nodes.key(Some("ignored"), "n1"), "/nodes/n1");
+        let groups = group_versions(&all);
+        let autoscaling = groups.iter().find(|(g, _)| *g == "autoscaling").unwrap();
+        assert_eq!(autoscaling.1, vec!["v2", "v1"]);
+    }
+}
