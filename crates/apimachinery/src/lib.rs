@@ -17,7 +17,9 @@
 //!   (`validation::validate_create`, `validation::validate_update`).
 
 pub mod field_error;
+pub mod names;
 pub mod path;
+pub mod selectors;
 
 pub use field_error::{FieldError, FieldErrorKind, invalid_message};
 pub use path::Path;
