@@ -50,27 +50,27 @@ pub(crate) fn table() -> Vec<Extension> {
 pub(crate) fn apply(definitions: &mut Map<String, Value>) -> usize {
     let mut applied = 0;
     for ext in table() {
-        let Some(mut schema) = definitions.get_mut(ext.definition) else {
+        let Some(Value::Object(obj)) = definitions
+            .get_mut(ext.definition)
+            .and_then(|schema| field_mut(schema, ext.field_path))
+        else {
             continue;
         };
-        let mut found = true;
-        if !ext.field_path.is_empty() {
-            for field in ext.field_path.split('.') {
-                match schema.get_mut("properties").and_then(|p| p.get_mut(field)) {
-                    Some(s) => schema = s,
-                    None => {
-                        found = false;
-                        break;
-                    }
-                }
-            }
-        }
-        if let (true, Some(obj)) = (found, schema.as_object_mut()) {
-            obj.insert(ext.name.to_owned(), ext.value);
-            applied += 1;
-        }
+        obj.insert(ext.name.to_owned(), ext.value);
+        applied += 1;
     }
     applied
+}
+
+/// The schema of the property at a dot-separated path (`spec.containers`),
+/// or `schema` itself for an empty path.
+fn field_mut<'a>(schema: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    if path.is_empty() {
+        return Some(schema);
+    }
+    let (field, rest) = path.split_once('.').unwrap_or((path, ""));
+    let next = schema.get_mut("properties")?.get_mut(field)?;
+    field_mut(next, rest)
 }
 
 #[cfg(test)]
@@ -86,9 +86,12 @@ mod tests {
             .filter(|r| r.name == "x-kubernetes-patch-merge-key")
             .count();
         assert_eq!(merge_keys, 61);
-        assert!(rows.iter().any(|r| r.definition == "io.k8s.api.core.v1.PodSpec"
-            && r.field_path == "containers"
-            && r.name == "x-kubernetes-patch-merge-key"
-            && r.value == "name"));
+        assert!(
+            rows.iter()
+                .any(|r| r.definition == "io.k8s.api.core.v1.PodSpec"
+                    && r.field_path == "containers"
+                    && r.name == "x-kubernetes-patch-merge-key"
+                    && r.value == "name")
+        );
     }
 }

@@ -9,6 +9,10 @@
 //! form parameters, XML, ...) are left out: protobuf decoders skip what they
 //! do not know, and we only ever write.
 
+// Generated-style messages: oneof variants hold whole messages, as prost-build
+// would emit them; boxing them would only obscure the mapping to the proto.
+#![allow(clippy::large_enum_variant)]
+
 /// The root of a Swagger 2.0 document (`openapi.v2.Document`).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Document {

@@ -17,7 +17,11 @@ fn fnv1a(offset: u64, bytes: &[u8]) -> u64 {
 
 /// Upper-case hex digest of `bytes`.
 pub(crate) fn content_hash(bytes: &[u8]) -> String {
-    format!("{:016X}{:016X}", fnv1a(OFFSET_A, bytes), fnv1a(OFFSET_B, bytes))
+    format!(
+        "{:016X}{:016X}",
+        fnv1a(OFFSET_A, bytes),
+        fnv1a(OFFSET_B, bytes)
+    )
 }
 
 #[cfg(test)]
