@@ -61,35 +61,37 @@ pub(crate) fn document(paths: &[&PathSpec], definitions: &Map<String, Value>) ->
 }
 
 /// A shared (v2-form) schema in v3 form: `$ref`s rewritten, `$ref` with
-/// siblings wrapped in `allOf`.
+/// siblings wrapped in `allOf`. Walks the schema structure, so properties
+/// named like keywords (`default` in LimitRangeItem, `$ref` in
+/// JSONSchemaProps) are treated as the properties they are.
 pub(crate) fn convert(schema: &Value) -> Value {
-    match schema {
-        Value::Object(obj) => {
-            let mut out = Map::new();
-            for (key, value) in obj {
-                let value = if key == "$ref" {
-                    match value.as_str().and_then(|r| r.strip_prefix(REF_PREFIX)) {
-                        Some(name) => Value::String(format!("{V3_PREFIX}{name}")),
-                        None => value.clone(),
-                    }
-                } else if key.starts_with("x-") || key == "enum" || key == "default" {
-                    // Values, not schemas.
-                    value.clone()
-                } else {
-                    convert(value)
-                };
-                out.insert(key.clone(), value);
+    let Value::Object(obj) = schema else {
+        return schema.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in obj {
+        let value = match (key.as_str(), value) {
+            ("$ref", Value::String(r)) => match r.strip_prefix(REF_PREFIX) {
+                Some(name) => Value::String(format!("{V3_PREFIX}{name}")),
+                None => value.clone(),
+            },
+            ("properties" | "patternProperties" | "definitions", Value::Object(props)) => {
+                Value::Object(props.iter().map(|(k, v)| (k.clone(), convert(v))).collect())
             }
-            if out.len() > 1
-                && let Some(target) = out.remove("$ref")
-            {
-                out.insert("allOf".into(), json!([{ "$ref": target }]));
+            ("items" | "additionalProperties" | "not", _) => convert(value),
+            ("allOf" | "anyOf" | "oneOf", Value::Array(all)) => {
+                Value::Array(all.iter().map(convert).collect())
             }
-            Value::Object(out)
-        }
-        Value::Array(items) => Value::Array(items.iter().map(convert).collect()),
-        other => other.clone(),
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), value);
     }
+    if out.len() > 1
+        && let Some(target) = out.remove("$ref")
+    {
+        out.insert("allOf".into(), json!([{ "$ref": target }]));
+    }
+    Value::Object(out)
 }
 
 fn param(p: &Param) -> Value {
