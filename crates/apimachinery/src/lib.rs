@@ -20,6 +20,7 @@ pub mod field_error;
 pub mod names;
 pub mod path;
 pub mod selectors;
+pub mod validation;
 
 pub use field_error::{FieldError, FieldErrorKind, invalid_message};
 pub use path::Path;
