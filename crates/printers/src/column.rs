@@ -68,7 +68,8 @@ impl Column {
     }
 }
 
-const NAME_DESCRIPTION: &str = "The object's name, unique within its namespace (or cluster, for cluster-scoped kinds).";
+const NAME_DESCRIPTION: &str =
+    "The object's name, unique within its namespace (or cluster, for cluster-scoped kinds).";
 const CREATED_DESCRIPTION: &str =
     "When the server created the object (metadata.creationTimestamp, RFC 3339, UTC).";
 

@@ -16,11 +16,8 @@ const HOUR: i64 = 60 * MINUTE;
 /// Durations beyond Go's `time.Duration` range (about 292 years) saturate
 /// as they do upstream, so a very old timestamp prints `292y`.
 pub fn human_duration(d: SignedDuration) -> String {
-    let nanos = i64::try_from(d.as_nanos()).unwrap_or(if d.is_negative() {
-        i64::MIN
-    } else {
-        i64::MAX
-    });
+    let nanos =
+        i64::try_from(d.as_nanos()).unwrap_or(if d.is_negative() { i64::MIN } else { i64::MAX });
     let seconds = nanos / SECOND;
     if seconds < -1 {
         return "<invalid>".to_owned();
@@ -146,7 +143,10 @@ mod tests {
     fn sub_second_precision_truncates() {
         assert_eq!(human_duration(SignedDuration::from_millis(1999)), "1s");
         assert_eq!(human_duration(SignedDuration::from_millis(-1999)), "0s");
-        assert_eq!(human_duration(SignedDuration::from_millis(-2000)), "<invalid>");
+        assert_eq!(
+            human_duration(SignedDuration::from_millis(-2000)),
+            "<invalid>"
+        );
     }
 
     #[test]

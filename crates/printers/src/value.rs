@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(str_at(&v, &["a", "s", "deeper"]), "");
         assert!(at(&v, &["a", "n"]).is_none());
         assert!(arr_at(&v, &["a"]).is_empty());
-        assert_eq!(count_at(&v, &["a"]), 4);
+        assert_eq!(count_at(&v, &["a"]), 5);
     }
 
     #[test]

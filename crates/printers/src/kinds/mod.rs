@@ -88,10 +88,19 @@ pub(crate) const PRINTED: &[(&str, &str)] = &[
     ("certificates.k8s.io", "CertificateSigningRequest"),
     ("scheduling.k8s.io", "PriorityClass"),
     ("node.k8s.io", "RuntimeClass"),
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
-    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+    ),
     ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
     ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
     ("apiregistration.k8s.io", "APIService"),
@@ -150,9 +159,7 @@ pub(crate) fn lookup(group: &str, kind: &str) -> Printer {
             admission::POLICY_BINDING
         }
         ("flowcontrol.apiserver.k8s.io", "FlowSchema") => cluster::FLOW_SCHEMA,
-        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => {
-            cluster::PRIORITY_LEVEL
-        }
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => cluster::PRIORITY_LEVEL,
         ("apiregistration.k8s.io", "APIService") => cluster::API_SERVICE,
         _ if fallback::is_built_in_group(group) => fallback::BUILT_IN,
         _ => fallback::CUSTOM_RESOURCE,
