@@ -2,6 +2,9 @@
 //! downloads the documents from a tiny HTTP server and validates files
 //! with them. Skipped when no `kubectl.1.NN` binaries are on the PATH.
 
+// Test helpers (the server, the runner) panic on failure like the tests do.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{Value, json};
 use skiff_openapi::{OpenApi, builtin};
 use std::io::{BufRead, BufReader, Read, Write};
