@@ -16,6 +16,7 @@
 //! * [`validation`] — create/update validation per kind
 //!   (`validation::validate_create`, `validation::validate_update`).
 
+pub mod defaults;
 pub mod field_error;
 pub mod names;
 pub mod path;
