@@ -89,7 +89,9 @@ impl Allocator {
                 return Ok(ip);
             }
         }
-        Err(ApiError::internal("range is full: no ClusterIP left in the service CIDR"))
+        Err(ApiError::internal(
+            "range is full: no ClusterIP left in the service CIDR",
+        ))
     }
 
     pub async fn claim_port(&self, port: u16) -> Result<bool, ApiError> {

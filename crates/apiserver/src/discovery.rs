@@ -257,12 +257,29 @@ mod tests {
     fn resource_lists_carry_short_names_and_subresources() {
         let all = builtin();
         let core = api_resource_list(&all, "", "v1").unwrap();
-        let pods = core["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods").unwrap();
+        let pods = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods")
+            .unwrap();
         assert_eq!(pods["shortNames"], json!(["po"]));
         assert_eq!(pods["categories"], json!(["all"]));
-        assert!(core["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods/status"));
+        assert!(
+            core["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == "pods/status")
+        );
         assert!(api_resource_list(&all, "apps", "v9").is_none());
         let groups = api_group_list(&all);
-        assert!(groups["groups"].as_array().unwrap().iter().any(|g| g["name"] == "apps"));
+        assert!(
+            groups["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["name"] == "apps")
+        );
     }
 }

@@ -145,11 +145,18 @@ pub fn issue_client(ca: &CertPair, user: &str, groups: &[&str]) -> Result<CertPa
     issue(ca, params, ExtendedKeyUsagePurpose::ClientAuth)
 }
 
-fn serving_params(extra_ips: &[IpAddr], extra_names: &[String]) -> Result<CertificateParams, PkiError> {
+fn serving_params(
+    extra_ips: &[IpAddr],
+    extra_names: &[String],
+) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name = name("kube-apiserver", None);
     let mut sans: Vec<SanType> = Vec::new();
-    for dns in SERVICE_NAMES.iter().map(|s| s.to_string()).chain(extra_names.iter().cloned()) {
+    for dns in SERVICE_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(extra_names.iter().cloned())
+    {
         if let Ok(ia5) = dns.as_str().try_into() {
             sans.push(SanType::DnsName(ia5));
         }

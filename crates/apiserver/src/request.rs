@@ -124,18 +124,33 @@ mod tests {
     use super::*;
 
     fn info(method: Method, path: &str, query: &[(&str, &str)]) -> Option<RequestInfo> {
-        let q = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let q = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         parse(&method, path, &q)
     }
 
     #[test]
     fn namespaced_and_cluster_paths() {
         let i = info(Method::GET, "/api/v1/namespaces/default/pods/web", &[]).unwrap();
-        assert_eq!((i.namespace.as_deref(), i.resource.as_str(), i.name.as_deref(), i.verb),
-            (Some("default"), "pods", Some("web"), Verb::Get));
+        assert_eq!(
+            (
+                i.namespace.as_deref(),
+                i.resource.as_str(),
+                i.name.as_deref(),
+                i.verb
+            ),
+            (Some("default"), "pods", Some("web"), Verb::Get)
+        );
         let i = info(Method::GET, "/api/v1/pods", &[]).unwrap();
         assert_eq!((i.namespace, i.verb), (None, Verb::List));
-        let i = info(Method::GET, "/apis/apps/v1/namespaces/a/deployments", &[("watch", "1")]).unwrap();
+        let i = info(
+            Method::GET,
+            "/apis/apps/v1/namespaces/a/deployments",
+            &[("watch", "1")],
+        )
+        .unwrap();
         assert_eq!((i.group.as_str(), i.verb), ("apps", Verb::Watch));
         let i = info(Method::GET, "/api/v1/watch/namespaces/a/pods", &[]).unwrap();
         assert_eq!(i.verb, Verb::Watch);
@@ -146,10 +161,25 @@ mod tests {
     #[test]
     fn namespaces_themselves() {
         let i = info(Method::GET, "/api/v1/namespaces/kube-system", &[]).unwrap();
-        assert_eq!((i.namespace, i.resource.as_str(), i.name.as_deref()), (None, "namespaces", Some("kube-system")));
+        assert_eq!(
+            (i.namespace, i.resource.as_str(), i.name.as_deref()),
+            (None, "namespaces", Some("kube-system"))
+        );
         let i = info(Method::PUT, "/api/v1/namespaces/x/finalize", &[]).unwrap();
-        assert_eq!((i.resource.as_str(), i.name.as_deref(), i.subresource.as_deref()), ("namespaces", Some("x"), Some("finalize")));
-        let i = info(Method::PUT, "/apis/apps/v1/namespaces/a/deployments/d/scale", &[]).unwrap();
+        assert_eq!(
+            (
+                i.resource.as_str(),
+                i.name.as_deref(),
+                i.subresource.as_deref()
+            ),
+            ("namespaces", Some("x"), Some("finalize"))
+        );
+        let i = info(
+            Method::PUT,
+            "/apis/apps/v1/namespaces/a/deployments/d/scale",
+            &[],
+        )
+        .unwrap();
         assert_eq!(i.subresource.as_deref(), Some("scale"));
     }
 

@@ -60,14 +60,22 @@ impl ApiError {
     pub fn not_found(s: &Subject<'_>) -> Self {
         ApiError {
             details: Some(s.details()),
-            ..Self::new(404, "NotFound", format!("{} \"{}\" not found", s.qualified(), s.name))
+            ..Self::new(
+                404,
+                "NotFound",
+                format!("{} \"{}\" not found", s.qualified(), s.name),
+            )
         }
     }
 
     pub fn already_exists(s: &Subject<'_>) -> Self {
         ApiError {
             details: Some(s.details()),
-            ..Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", s.qualified(), s.name))
+            ..Self::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{}\" already exists", s.qualified(), s.name),
+            )
         }
     }
 
@@ -87,7 +95,13 @@ impl ApiError {
     }
 
     /// 422 with one cause per field error.
-    pub fn invalid(kind: &str, group: &str, name: &str, message: String, causes: Vec<Value>) -> Self {
+    pub fn invalid(
+        kind: &str,
+        group: &str,
+        name: &str,
+        message: String,
+        causes: Vec<Value>,
+    ) -> Self {
         let mut details = json!({"name": name, "kind": kind, "causes": causes});
         if !group.is_empty() {
             details["group"] = json!(group);
@@ -140,9 +154,7 @@ impl ApiError {
                 Self::gone("The resourceVersion for the provided list is too old.")
             }
             StoreError::FutureRevision { .. } => Self::timeout("Too large resource version"),
-            StoreError::ValueTooLarge { .. } => {
-                Self::too_large("etcdserver: request is too large")
-            }
+            StoreError::ValueTooLarge { .. } => Self::too_large("etcdserver: request is too large"),
             other => Self::internal(other.to_string()),
         }
     }
@@ -175,7 +187,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = self.to_status().to_string();
-        (code, [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        (
+            code,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }
 

@@ -71,7 +71,8 @@ pub fn server_config(pki: &ClusterPki) -> Result<Arc<rustls::ServerConfig>, TlsE
         .allow_unauthenticated()
         .build()?;
     let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(pki.serving.cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+        CertificateDer::pem_slice_iter(pki.serving.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()?;
     let key = PrivateKeyDer::from_pem_slice(pki.serving.key_pem.as_bytes())?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -18,8 +18,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Run a server: the store and, as they exist, the other components.
+    /// Run a server: the store, the API server and, as they exist, the
+    /// other components.
     Server(server::ServerArgs),
+    /// Run the API server alone (same flags as `server`).
+    Apiserver(server::ServerArgs),
     /// Measure the speed of a component.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -39,7 +42,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         match cli.command {
-            Commands::Server(args) => server::run(args).await,
+            Commands::Server(args) => server::run(args, server::Role::Server).await,
+            Commands::Apiserver(args) => server::run(args, server::Role::ApiServer).await,
             Commands::Bench(command) => bench::run(command).await,
         }
     })

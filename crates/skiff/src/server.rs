@@ -22,6 +22,19 @@ pub struct ServerArgs {
     /// How much store history is kept for watches, in seconds.
     #[arg(long, default_value_t = DEFAULT_COMPACTION_INTERVAL.as_secs())]
     pub compaction_interval_seconds: u64,
+    /// HTTPS port of the API server (0 picks a free one).
+    #[arg(long, default_value_t = 6443)]
+    pub https_port: u16,
+    /// Address the API server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: std::net::IpAddr,
+    /// Address other hosts reach this server on (default: the host's primary address).
+    #[arg(long)]
+    pub advertise_address: Option<std::net::IpAddr>,
+    /// Run no node agent on this server (the kubelet is not built yet, so
+    /// this is currently always the case).
+    #[arg(long)]
+    pub disable_agent: bool,
 }
 
 /// The data dir users know from other distributions.
@@ -91,8 +104,17 @@ pub fn parse_etcd_endpoints(endpoint: &str) -> anyhow::Result<Vec<String>> {
     Ok(endpoints)
 }
 
-pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+/// Which components a command runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything this server runs (`skiff server`).
+    Server,
+    /// The API server alone (`skiff apiserver`).
+    ApiServer,
+}
+
+pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let store = open_store(&data_dir, &args.datastore_endpoint).await?;
@@ -102,15 +124,46 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         interval: std::time::Duration::from_secs(args.compaction_interval_seconds.max(1)),
     };
     let compaction = tokio::spawn(compactor.run(shutdown.clone()));
-    tracing::info!(
-        data_dir = %data_dir.display(),
-        revision = store.current_revision().await?,
-        "skiff server is up (store only: the API server is not built yet); Ctrl-C stops it"
+    let apiserver = skiff_apiserver::ApiServer::bind(skiff_apiserver::Config {
+        data_dir: data_dir.clone(),
+        bind_address: args.bind_address,
+        https_port: args.https_port,
+        advertise_address: args.advertise_address,
+        store: store.clone(),
+        ranges: skiff_apiserver::Ranges::default(),
+    })
+    .await
+    .context("starting the API server")?;
+    let kubeconfig = apiserver.kubeconfig.display().to_string();
+    let serving = tokio::spawn(apiserver.run(shutdown.clone()));
+    if role == Role::Server && !args.disable_agent {
+        tracing::info!("no node agent yet: this server runs the control plane only");
+    }
+    eprintln!(
+        "skiff is running. Point kubectl at it with:\n\n    export KUBECONFIG={kubeconfig}\n    kubectl get namespaces\n"
     );
-    tokio::signal::ctrl_c().await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
     shutdown.cancel();
+    serving.await?;
     compaction.await?;
     Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,117 @@
+//! Objects every cluster has: the system namespaces and the `kubernetes`
+//! Service with its Endpoints and EndpointSlice pointing at this server.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use skiff_store::{Store, StoreError};
+
+use crate::object;
+
+pub const NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn namespace(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    })
+}
+
+fn with_identity(mut obj: Value) -> Value {
+    let meta = object::meta_mut(&mut obj);
+    meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    meta.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
+    obj
+}
+
+async fn ensure(store: &dyn Store, key: &str, obj: Value) -> Result<(), StoreError> {
+    if store.get(key).await?.is_some() {
+        return Ok(());
+    }
+    let bytes = serde_json::to_vec(&with_identity(obj))
+        .map(Bytes::from)
+        .unwrap_or_default();
+    match store.create(key, bytes, None).await {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates what is missing; safe to run at every start and from several
+/// servers at once.
+pub async fn run(
+    store: &dyn Store,
+    advertise: IpAddr,
+    port: u16,
+    service_ip: &str,
+) -> Result<(), StoreError> {
+    for name in NAMESPACES {
+        ensure(store, &format!("/namespaces/{name}"), namespace(name)).await?;
+    }
+    // Claim the kubernetes Service's address so the allocator never hands it out.
+    match store
+        .create(
+            &format!("/ranges/serviceips/{service_ip}"),
+            Bytes::new(),
+            None,
+        )
+        .await
+    {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let labels = json!({"component": "apiserver", "provider": "kubernetes"});
+    ensure(
+        store,
+        "/services/default/kubernetes",
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
+            "spec": {
+                "type": "ClusterIP", "clusterIP": service_ip, "clusterIPs": [service_ip],
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
+                "sessionAffinity": "None", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                "internalTrafficPolicy": "Cluster",
+            },
+            "status": {"loadBalancer": {}},
+        }),
+    )
+    .await?;
+    let ip = advertise.to_string();
+    ensure(
+        store,
+        "/endpoints/default/kubernetes",
+        json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+        }),
+    )
+    .await?;
+    ensure(
+        store,
+        "/discovery.k8s.io/endpointslices/default/kubernetes",
+        json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"kubernetes.io/service-name": "kubernetes", "endpointslice.kubernetes.io/managed-by": "skiff-apiserver"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether the bootstrap objects exist (part of readiness).
+pub async fn present(store: &dyn Store) -> bool {
+    for key in ["/namespaces/default", "/services/default/kubernetes"] {
+        if !matches!(store.get(key).await, Ok(Some(_))) {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,176 @@
+//! The HTTP surface: health, version, discovery, and every resource path
+//! handed to the registry. Errors leave as `metav1.Status`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Uri};
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use crate::discovery::{self, Aggregated};
+use crate::registry::{Registry, json_response};
+use crate::request;
+use crate::status::ApiError;
+use crate::tls::UserInfo;
+
+/// Shared state of all requests.
+pub struct App {
+    pub registry: Registry,
+    /// `host:port` clients should use (discovery's serverAddress).
+    pub server_address: String,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(dispatch).with_state(app)
+}
+
+fn text(code: StatusCode, body: &'static str) -> Response {
+    (
+        code,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// What `/version` reports: Kubernetes 1.33, built by skiff.
+pub fn version_info() -> serde_json::Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": concat!("v1.33.0+skiff-", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "rustc",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", other => other }),
+    })
+}
+
+async fn ready(app: &App) -> bool {
+    app.registry.store.current_revision().await.is_ok()
+        && crate::bootstrap::present(app.registry.store.as_ref()).await
+}
+
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, crate::registry::MAX_BODY_BYTES + 1);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(
+            "Request entity too large: limit is 3145728",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!("reading request body: {e}"))),
+    }
+}
+
+async fn dispatch(
+    State(app): State<Arc<App>>,
+    user: Option<Extension<UserInfo>>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = uri.path().to_owned();
+    let user = user
+        .map(|Extension(u)| u)
+        .unwrap_or_else(UserInfo::anonymous);
+    let started = std::time::Instant::now();
+    let response = match serve(&app, &user, &method, &path, &query, &headers, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    let code = response.status().as_u16();
+    if method == Method::GET {
+        tracing::debug!(%method, %path, code, user = %user.name, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    } else {
+        tracing::info!(%method, %path, code, user = %user.name, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    }
+    response
+}
+
+async fn serve(
+    app: &App,
+    user: &UserInfo,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    match path {
+        "/livez" | "/healthz" => return Ok(text(StatusCode::OK, "ok")),
+        "/readyz" => {
+            return Ok(if ready(app).await {
+                text(StatusCode::OK, "ok")
+            } else {
+                text(StatusCode::INTERNAL_SERVER_ERROR, "readyz check failed")
+            });
+        }
+        "/version" => return Ok(json_response(StatusCode::OK, &version_info())),
+        _ => {}
+    }
+    if user.is_anonymous() {
+        return Err(ApiError::unauthorized());
+    }
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let resources = &app.registry.resources;
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let discovery = match parts.as_slice() {
+        ["api"] => Some(match Aggregated::from_accept(accept) {
+            Some(v) => return Ok(aggregated(discovery::aggregated(resources, true, v), v)),
+            None => discovery::api_versions(&app.server_address),
+        }),
+        ["apis"] => Some(match Aggregated::from_accept(accept) {
+            Some(v) => return Ok(aggregated(discovery::aggregated(resources, false, v), v)),
+            None => discovery::api_group_list(resources),
+        }),
+        ["api", version] => {
+            discovery::api_resource_list(resources, "", version).or(Some(json!(null)))
+        }
+        ["apis", group] => discovery::api_group(resources, group).or(Some(json!(null))),
+        ["apis", group, version] => {
+            discovery::api_resource_list(resources, group, version).or(Some(json!(null)))
+        }
+        _ => None,
+    };
+    if let Some(doc) = discovery {
+        if doc.is_null() {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
+        }
+        return Ok(json_response(StatusCode::OK, &doc));
+    }
+    let Some(info) = request::parse(method, path, query) else {
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+    };
+    let body = read_body(body).await?;
+    app.registry.handle(info, query, headers, body).await
+}
+
+fn aggregated(doc: serde_json::Value, variant: Aggregated) -> Response {
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, variant.content_type())],
+        doc.to_string(),
+    )
+        .into_response()
+}

@@ -1,0 +1,170 @@
+//! list: consistent, optionally paged reads of many objects.
+//!
+//! resourceVersion semantics as upstream: unset = the latest state; "0" =
+//! any state (we serve the latest); with `resourceVersionMatch=Exact` the
+//! state at exactly that revision; otherwise (NotOlderThan) the latest state
+//! once the store has reached that revision. Every page of a paged list
+//! reads the revision of the first page (carried in the continue token).
+
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::{Value, json};
+use skiff_store::ListOptions;
+
+use super::continue_token::ContinueToken;
+use super::selection::Selection;
+use super::{Query, Registry, Target, json_response};
+use crate::object;
+use crate::status::ApiError;
+
+/// Objects read from the store per round trip while filtering.
+const SCAN_PAGE: usize = 500;
+
+/// One page of results.
+pub struct Page {
+    pub items: Vec<Value>,
+    pub revision: i64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+impl Registry {
+    pub(super) async fn list(&self, t: &Target<'_>, query: &Query) -> Result<Response, ApiError> {
+        let page = self.list_page(t, query).await?;
+        let mut metadata = json!({"resourceVersion": page.revision.to_string()});
+        if let Some(token) = &page.continue_token {
+            metadata["continue"] = json!(token);
+        }
+        if let Some(remaining) = page.remaining {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
+        let list = json!({
+            "kind": t.r.list_kind,
+            "apiVersion": t.r.api_version(),
+            "metadata": metadata,
+            "items": page.items,
+        });
+        Ok(json_response(StatusCode::OK, &list))
+    }
+
+    /// The revision a list without a continue token reads at.
+    async fn list_revision(&self, query: &Query) -> Result<Option<i64>, ApiError> {
+        let rv = query
+            .get("resourceVersion")
+            .map(String::as_str)
+            .unwrap_or("");
+        let exact = query.get("resourceVersionMatch").map(String::as_str);
+        match (rv, exact) {
+            ("" | "0", Some("Exact")) => Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
+            )),
+            ("", Some(_)) => Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            )),
+            (_, Some(m)) if !matches!(m, "Exact" | "NotOlderThan") => {
+                Err(ApiError::bad_request(format!(
+                    "resourceVersionMatch: Unsupported value: \"{m}\": supported values: \"Exact\", \"NotOlderThan\""
+                )))
+            }
+            ("" | "0", _) => Ok(None),
+            (rv, Some("Exact")) => Ok(Some(object::parse_revision(rv)?)),
+            (rv, _) => {
+                let wanted = object::parse_revision(rv)?;
+                let current = self
+                    .store
+                    .current_revision()
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                if wanted > current {
+                    return Err(ApiError::timeout(format!(
+                        "Too large resource version: {wanted}, current: {current}"
+                    )));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    pub(super) async fn list_page(&self, t: &Target<'_>, query: &Query) -> Result<Page, ApiError> {
+        let selection = Selection::from_query(t.r, query, None)?;
+        let limit = match query.get("limit").map(|l| l.parse::<i64>()) {
+            None => None,
+            Some(Ok(l)) if l > 0 => Some(l as usize),
+            Some(Ok(_)) => None,
+            Some(Err(_)) => return Err(ApiError::bad_request("limit must be an integer")),
+        };
+        let prefix = t.r.namespace_prefix(t.namespace.as_deref());
+        let (mut revision, mut after) = match query.get("continue").filter(|c| !c.is_empty()) {
+            Some(token) => {
+                let token = ContinueToken::decode(token)?;
+                (Some(token.rv), Some(format!("{prefix}{}", token.start)))
+            }
+            None => (self.list_revision(query).await?, None),
+        };
+        let mut items = Vec::new();
+        let mut last_key = None;
+        let mut more;
+        let mut remaining = None;
+        loop {
+            let want = limit.map(|l| l - items.len());
+            let options = ListOptions {
+                limit: Some(if selection.is_filtering() {
+                    SCAN_PAGE
+                } else {
+                    want.unwrap_or(0)
+                }),
+                continue_after: after.clone(),
+                revision,
+            };
+            let result = self.store.list(&prefix, options).await.map_err(|e| match e {
+                skiff_store::StoreError::Compacted { .. } if query.contains_key("continue") => {
+                    ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+                }
+                other => ApiError::from_store(other, &t.subject()),
+            })?;
+            revision = Some(result.revision);
+            more = result.more();
+            for kv in &result.items {
+                last_key = Some(kv.key.clone());
+                let obj = object::decode(kv, t.r)?;
+                if selection.matches(&obj) {
+                    items.push(obj);
+                }
+                if limit.is_some_and(|l| items.len() >= l) {
+                    more = more
+                        || kv.key
+                            != result
+                                .items
+                                .last()
+                                .map(|k| k.key.clone())
+                                .unwrap_or_default();
+                    break;
+                }
+            }
+            if !selection.is_filtering() && more {
+                remaining = Some(result.remaining as i64);
+            }
+            if !more || limit.is_some_and(|l| items.len() >= l) {
+                break;
+            }
+            after = last_key.clone();
+        }
+        let revision = match revision {
+            Some(r) if r > 0 => r,
+            _ => self.store.current_revision().await.unwrap_or(0),
+        };
+        let continue_token = match (more, &last_key) {
+            (true, Some(key)) => Some(ContinueToken::encode(
+                revision,
+                key.strip_prefix(&prefix).unwrap_or(key),
+            )),
+            _ => None,
+        };
+        Ok(Page {
+            items,
+            revision,
+            continue_token,
+            remaining: remaining.filter(|_| more),
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! Kind-specific behaviour, the way upstream's registry strategies add it to
+//! the generic code paths: what a create resets, what an update keeps, which
+//! kinds have a status or a generation, how a Pod is deleted.
+
+use serde_json::{Value, json};
+
+use crate::object::meta_mut;
+use crate::resources::ResourceInfo;
+use crate::status::ApiError;
+
+/// Kinds whose spec changes bump `metadata.generation`.
+pub fn tracks_generation(r: &ResourceInfo, obj: &Value) -> bool {
+    obj.get("spec").is_some() && !matches!(r.kind, "Namespace" | "Node" | "Service")
+        || matches!(
+            r.kind,
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
+        )
+}
+
+/// Whether `status` belongs to the status subresource (and is ignored on
+/// the main resource).
+pub fn has_status(r: &ResourceInfo) -> bool {
+    r.has_subresource("status")
+}
+
+/// A Pod's QoS class from its containers' requests and limits.
+fn qos_class(pod: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|f| pod.pointer(&format!("/spec/{f}")).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in containers {
+        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        for resource in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(resource));
+            let request = requests.and_then(|r| r.get(resource)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+/// What a create resets before storing (upstream's PrepareForCreate).
+pub fn prepare_for_create(r: &ResourceInfo, obj: &mut Value) {
+    if tracks_generation(r, obj) {
+        meta_mut(obj).insert("generation".into(), json!(1));
+    }
+    match (r.group, r.kind) {
+        ("", "Pod") => {
+            let qos = qos_class(obj);
+            obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+        }
+        ("", "Namespace") => {
+            obj["status"] = json!({"phase": "Active"});
+            if obj.pointer("/spec/finalizers").is_none() {
+                obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            }
+        }
+        // Nodes report their own status when they register.
+        ("", "Node" | "PersistentVolume") => {}
+        _ if has_status(r) => {
+            if let Value::Object(map) = obj {
+                map.remove("status");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What an update of the main resource keeps from the stored object.
+pub fn prepare_for_update(r: &ResourceInfo, new: &mut Value, old: &Value) {
+    if has_status(r) && !matches!(r.kind, "Node") {
+        match old.get("status") {
+            Some(status) => new["status"] = status.clone(),
+            None => {
+                if let Value::Object(map) = new {
+                    map.remove("status");
+                }
+            }
+        }
+    }
+    if r.kind == "Namespace"
+        && let Some(spec) = old.get("spec")
+    {
+        new["spec"] = spec.clone();
+    }
+    let generation = old
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if generation > 0 || tracks_generation(r, new) {
+        let bumped = if new.get("spec") != old.get("spec") {
+            generation + 1
+        } else {
+            generation.max(1)
+        };
+        meta_mut(new).insert("generation".into(), json!(bumped));
+    }
+}
+
+/// A status update: everything but `status` stays as stored.
+pub fn prepare_for_status_update(new: &mut Value, old: &Value) {
+    let status = new.get("status").cloned();
+    *new = old.clone();
+    match status {
+        Some(status) => new["status"] = status,
+        None => {
+            if let Value::Object(map) = new {
+                map.remove("status");
+            }
+        }
+    }
+}
+
+/// The metadata a client may not change on update.
+pub fn keep_system_metadata(new: &mut Value, old: &Value) {
+    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let meta = meta_mut(new);
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
+        match old_meta.get(field) {
+            Some(v) => {
+                meta.insert(field.into(), v.clone());
+            }
+            None => {
+                meta.remove(field);
+            }
+        }
+    }
+}
+
+/// How long a deleted Pod may take to stop: `None` means remove at once
+/// (not scheduled, or a grace period of 0).
+pub fn pod_grace_period(pod: &Value, requested: Option<i64>) -> Option<i64> {
+    let scheduled = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = pod.pointer("/status/phase").and_then(Value::as_str);
+    if !scheduled || matches!(phase, Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let default = pod
+        .pointer("/spec/terminationGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(30);
+    match requested.unwrap_or(default) {
+        g if g <= 0 => None,
+        g => Some(g),
+    }
+}
+
+/// Checks every object must pass, whatever its kind.
+pub fn validate_metadata(r: &ResourceInfo, obj: &Value, name: &str) -> Result<(), ApiError> {
+    let errors = skiff_apimachinery::names::dns1123_subdomain(name);
+    let name_ok = match r.kind {
+        "Namespace" => skiff_apimachinery::names::dns1123_label(name).is_empty(),
+        _ => errors.is_empty(),
+    };
+    if !name_ok || name.contains('/') || name == "." || name == ".." {
+        let message = format!(
+            "{} \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": {}",
+            r.kind,
+            errors
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "a lowercase RFC 1123 label is required".into())
+        );
+        let cause =
+            json!({"reason": "FieldValueInvalid", "message": message, "field": "metadata.name"});
+        return Err(ApiError::invalid(
+            r.kind,
+            r.group,
+            name,
+            message,
+            vec![cause],
+        ));
+    }
+    if !obj.get("metadata").is_none_or(Value::is_object) {
+        return Err(ApiError::bad_request("metadata must be an object"));
+    }
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! Subresources: status, scale, binding, eviction, namespace finalize, and
+//! the streaming ones (log, exec, attach, portforward) that need a kubelet.
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::body::decode_object;
+use super::patch::{PatchKind, apply};
+use super::write::{Part, dry_run};
+use super::{Query, Registry, Target, json_response};
+use crate::object;
+use crate::request::Verb;
+use crate::status::ApiError;
+
+/// The `autoscaling/v1` Scale view of a scalable object.
+fn scale_of(obj: &Value) -> Value {
+    let selector = match obj.pointer("/spec/selector") {
+        Some(Value::Object(s))
+            if s.contains_key("matchLabels") || s.contains_key("matchExpressions") =>
+        {
+            s.get("matchLabels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        }
+        // ReplicationControllers: a plain map.
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => String::new(),
+    };
+    let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "selector": selector,
+        },
+    })
+}
+
+fn needs_kubelet(sub: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "{sub} is not available: this skiff server runs no node agent (kubelet) yet"
+    ))
+}
+
+impl Registry {
+    pub(super) async fn subresource(
+        &self,
+        t: &Target<'_>,
+        sub: &str,
+        verb: Verb,
+        query: &Query,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, ApiError> {
+        match (sub, verb) {
+            ("status", Verb::Get) => self.get(t).await,
+            ("status", Verb::Update) => {
+                self.replace(t, query, headers, body, Some(Part::Status))
+                    .await
+            }
+            ("status", Verb::Patch) => {
+                self.patch(t, query, headers, body, Some(Part::Status))
+                    .await
+            }
+            ("scale", Verb::Get) => Ok(json_response(
+                StatusCode::OK,
+                &scale_of(&self.read_object(t).await?),
+            )),
+            ("scale", Verb::Update | Verb::Patch) => {
+                self.scale(t, verb, query, headers, body).await
+            }
+            ("binding", Verb::Create) => self.bind(t, query, headers, body).await,
+            ("eviction", Verb::Create) => self.evict(t, query).await,
+            ("finalize", Verb::Update) => {
+                let new = decode_object(headers, &body)?;
+                let finalizers = new
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or_else(|| json!([]));
+                let (obj, code) = self
+                    .update_object(t, None, dry_run(query), Part::Status, |cur| {
+                        let mut next = cur.clone();
+                        next["spec"]["finalizers"] = finalizers.clone();
+                        Ok(next)
+                    })
+                    .await?;
+                Ok(json_response(code, &obj))
+            }
+            ("log" | "exec" | "attach" | "portforward" | "proxy", _) => {
+                self.read_object(t).await?;
+                Err(needs_kubelet(sub))
+            }
+            _ => Err(ApiError::method_not_allowed(format!(
+                "{} is not supported on {}/{sub}",
+                verb.as_str(),
+                t.r.plural
+            ))),
+        }
+    }
+
+    async fn scale(
+        &self,
+        t: &Target<'_>,
+        verb: Verb,
+        query: &Query,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, ApiError> {
+        let current = self.read_object(t).await?;
+        let requested = if verb == Verb::Patch {
+            let content_type = headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            let patch: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            apply(
+                PatchKind::from_content_type(&content_type)?,
+                &scale_of(&current),
+                &patch,
+            )?
+        } else {
+            decode_object(headers, &body)?
+        };
+        let replicas = requested
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .filter(|r| *r >= 0 && *r <= i64::from(i32::MAX))
+            .ok_or_else(|| {
+                let message = format!("Scale.autoscaling \"{}\" is invalid: spec.replicas: Invalid value: must be greater than or equal to 0", t.name.as_deref().unwrap_or_default());
+                ApiError::invalid("Scale", "autoscaling", t.name.as_deref().unwrap_or_default(), message, vec![json!({"reason": "FieldValueInvalid", "field": "spec.replicas"})])
+            })?;
+        let expected = match requested
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            Some(rv) if !rv.is_empty() && verb == Verb::Update => Some(object::parse_revision(rv)?),
+            _ => None,
+        };
+        let (obj, code) = self
+            .update_object(t, expected, dry_run(query), Part::Main, |cur| {
+                let mut next = cur.clone();
+                next["spec"]["replicas"] = json!(replicas);
+                Ok(next)
+            })
+            .await?;
+        Ok(json_response(code, &scale_of(&obj)))
+    }
+
+    /// `pods/binding`: the scheduler assigns a node, once.
+    async fn bind(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, ApiError> {
+        let binding = decode_object(headers, &body)?;
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ApiError::bad_request("binding target name is required"))?
+            .to_owned();
+        let name = t.name.clone().unwrap_or_default();
+        let (_, _) = self
+            .update_object(t, None, dry_run(query), Part::Main, |cur| {
+                if let Some(existing) = cur.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+                    return Err(ApiError::conflict(&t.subject()).with_text(format!(
+                        "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{existing}\""
+                    )));
+                }
+                if object::is_deleting(cur) {
+                    return Err(ApiError::conflict(&t.subject()).with_text(format!("pod {name} is being deleted, cannot be assigned to a host")));
+                }
+                let mut next = cur.clone();
+                next["spec"]["nodeName"] = json!(node);
+                Ok(next)
+            })
+            .await?;
+        Ok(json_response(
+            StatusCode::CREATED,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
+    }
+
+    /// `pods/eviction`: a graceful delete (PodDisruptionBudgets are not
+    /// checked yet).
+    async fn evict(&self, t: &Target<'_>, query: &Query) -> Result<Response, ApiError> {
+        self.delete(t, query, Bytes::new()).await?;
+        Ok(json_response(
+            StatusCode::CREATED,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
+    }
+}
+
+impl ApiError {
+    fn with_text(mut self, message: String) -> Self {
+        self.message = message;
+        self
+    }
+}

@@ -1,0 +1,353 @@
+//! create, update (PUT) and patch, and the one update loop they share.
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use skiff_store::StoreError;
+
+use super::admission::{admit_create, admit_update};
+use super::body::decode_object;
+use super::{Query, Registry, Target, json_response, strategy};
+use crate::object::{self, meta_mut, meta_str};
+use crate::request::query_flag;
+use crate::status::ApiError;
+
+/// Which part of an object a write may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The main resource: spec and metadata (status is kept).
+    Main,
+    /// The status subresource: only status.
+    Status,
+}
+
+pub fn dry_run(query: &Query) -> bool {
+    query.get("dryRun").is_some_and(|d| d == "All")
+}
+
+/// Checks apiVersion/kind of a body against the endpoint it was sent to.
+fn check_kind(t: &Target<'_>, obj: &mut Value) -> Result<(), ApiError> {
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or(t.r.kind);
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| t.r.api_version());
+    if kind != t.r.kind || api_version != t.r.api_version() {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            t.r.api_version()
+        ))
+        .with_kind_hint(kind, t.r.kind));
+    }
+    obj["kind"] = json!(t.r.kind);
+    obj["apiVersion"] = json!(t.r.api_version());
+    Ok(())
+}
+
+/// The namespace in the body must agree with the path (it is filled in when
+/// absent).
+fn check_namespace(t: &Target<'_>, obj: &mut Value) -> Result<(), ApiError> {
+    if !t.r.namespaced {
+        meta_mut(obj).remove("namespace");
+        return Ok(());
+    }
+    let path_ns = t.namespace.as_deref().unwrap_or("default");
+    match meta_str(obj, "namespace") {
+        Some(ns) if !ns.is_empty() && ns != path_ns => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => {
+            meta_mut(obj).insert("namespace".into(), json!(path_ns));
+            Ok(())
+        }
+    }
+}
+
+impl ApiError {
+    fn with_kind_hint(mut self, got: &str, want: &str) -> Self {
+        if got != want {
+            self.message =
+                format!("the kind in the data ({got}) does not match the expected kind ({want})");
+        }
+        self
+    }
+}
+
+impl Registry {
+    /// Namespaced objects may only be created in a namespace that exists
+    /// and is not being deleted.
+    async fn check_namespace_open(&self, t: &Target<'_>) -> Result<(), ApiError> {
+        let Some(ns) = t.namespace.as_deref().filter(|_| t.r.namespaced) else {
+            return Ok(());
+        };
+        let key = format!("/namespaces/{ns}");
+        let subject = crate::status::Subject {
+            group: "",
+            resource: "namespaces",
+            name: ns,
+        };
+        let kv = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::from_store(e, &subject))?
+            .ok_or_else(|| ApiError::not_found(&subject))?;
+        let namespace: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+        if object::is_deleting(&namespace) {
+            return Err(ApiError::forbidden(format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                t.r.plural,
+                object::name(&namespace).unwrap_or(ns)
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn create(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, ApiError> {
+        let mut obj = decode_object(headers, &body)?;
+        check_kind(t, &mut obj)?;
+        check_namespace(t, &mut obj)?;
+        let name = match (object::name(&obj), meta_str(&obj, "generateName")) {
+            (Some(name), _) => name.to_owned(),
+            (None, Some(prefix)) if !prefix.is_empty() => {
+                format!("{prefix}{}", object::random_suffix())
+            }
+            _ => {
+                let message = format!(
+                    "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                    t.r.kind
+                );
+                let cause = json!({"reason": "FieldValueRequired", "message": "Required value: name or generateName is required", "field": "metadata.name"});
+                return Err(ApiError::invalid(
+                    t.r.kind,
+                    t.r.group,
+                    "",
+                    message,
+                    vec![cause],
+                ));
+            }
+        };
+        let t = Target {
+            r: t.r,
+            namespace: t.namespace.clone(),
+            name: Some(name.clone()),
+        };
+        strategy::validate_metadata(t.r, &obj, &name)?;
+        {
+            let meta = meta_mut(&mut obj);
+            meta.insert("name".into(), json!(name));
+            meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            meta.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
+            for field in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
+                meta.remove(field);
+            }
+        }
+        strategy::prepare_for_create(t.r, &mut obj);
+        admit_create(t.r, &mut obj, &name)?;
+        self.check_namespace_open(&t).await?;
+        let dry = dry_run(query);
+        let allocated = self.allocate_for_create(t.r, &mut obj, dry).await?;
+        if dry {
+            return Ok(json_response(StatusCode::CREATED, &obj));
+        }
+        let value = object::encode(&obj)?;
+        match self.store.create(&t.key()?, value, t.r.ttl).await {
+            Ok(kv) => {
+                object::stamp(&mut obj, t.r, kv.mod_revision);
+                Ok(json_response(StatusCode::CREATED, &obj))
+            }
+            Err(e) => {
+                self.release(&allocated).await;
+                Err(ApiError::from_store(e, &t.subject()))
+            }
+        }
+    }
+
+    /// PUT of the main resource (`part` = None) or of `status`.
+    pub(super) async fn replace(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+        headers: &HeaderMap,
+        body: Bytes,
+        part: Option<Part>,
+    ) -> Result<Response, ApiError> {
+        let mut new = decode_object(headers, &body)?;
+        check_kind(t, &mut new)?;
+        check_namespace(t, &mut new)?;
+        let name = t.name.clone().unwrap_or_default();
+        if object::name(&new).is_some_and(|n| n != name) {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                object::name(&new).unwrap_or_default()
+            )));
+        }
+        meta_mut(&mut new).insert("name".into(), json!(name));
+        let expected = match meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty()) {
+            Some(rv) => Some(object::parse_revision(rv)?),
+            None => None,
+        };
+        let part = part.unwrap_or(Part::Main);
+        let (obj, code) = self
+            .update_object(
+                t,
+                expected,
+                dry_run(query),
+                part,
+                |_current| Ok(new.clone()),
+            )
+            .await?;
+        Ok(json_response(code, &obj))
+    }
+
+    /// The shared update loop: read, apply `change`, keep what a client may
+    /// not change, validate, compare-and-swap; retried on a concurrent write
+    /// unless the client named the revision it expects (then 409).
+    pub(super) async fn update_object<F>(
+        &self,
+        t: &Target<'_>,
+        expected: Option<i64>,
+        dry: bool,
+        part: Part,
+        change: F,
+    ) -> Result<(Value, StatusCode), ApiError>
+    where
+        F: Fn(&Value) -> Result<Value, ApiError>,
+    {
+        let key = t.key()?;
+        let name = t.name.clone().unwrap_or_default();
+        loop {
+            let kv = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| ApiError::from_store(e, &t.subject()))?
+                .ok_or_else(|| ApiError::not_found(&t.subject()))?;
+            if expected.is_some_and(|rv| rv != kv.mod_revision) {
+                return Err(ApiError::conflict(&t.subject()));
+            }
+            let current = object::decode(&kv, t.r)?;
+            let mut new = change(&current)?;
+            check_kind(t, &mut new)?;
+            check_namespace(t, &mut new)?;
+            meta_mut(&mut new).insert("name".into(), json!(name));
+            match part {
+                Part::Main => {
+                    strategy::keep_system_metadata(&mut new, &current);
+                    strategy::prepare_for_update(t.r, &mut new, &current);
+                }
+                Part::Status => strategy::prepare_for_status_update(&mut new, &current),
+            }
+            meta_mut(&mut new).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+            admit_update(t.r, &mut new, &current, &name)?;
+            self.keep_allocations(t.r, &mut new, &current)?;
+            if new == current {
+                return Ok((current, StatusCode::OK));
+            }
+            // The last finalizer of an object being deleted is gone: delete it.
+            if object::is_deleting(&new)
+                && object::finalizers(&new).is_empty()
+                && !self.awaits_grace(t, &new)
+            {
+                if dry {
+                    return Ok((new, StatusCode::OK));
+                }
+                match self.store.delete(&key, Some(kv.mod_revision)).await {
+                    Ok(deleted) => {
+                        self.after_delete(t.r, &new).await;
+                        object::stamp(&mut new, t.r, deleted.revision);
+                        return Ok((new, StatusCode::OK));
+                    }
+                    Err(StoreError::Conflict { .. } | StoreError::NotFound { .. })
+                        if expected.is_none() =>
+                    {
+                        continue;
+                    }
+                    Err(e) => return Err(ApiError::from_store(e, &t.subject())),
+                }
+            }
+            if dry {
+                return Ok((new, StatusCode::OK));
+            }
+            match self
+                .store
+                .update(&key, object::encode(&new)?, kv.mod_revision, t.r.ttl)
+                .await
+            {
+                Ok(updated) => {
+                    object::stamp(&mut new, t.r, updated.mod_revision);
+                    return Ok((new, StatusCode::OK));
+                }
+                Err(StoreError::Conflict { .. }) if expected.is_none() => continue,
+                Err(e) => return Err(ApiError::from_store(e, &t.subject())),
+            }
+        }
+    }
+
+    /// A Pod being deleted gracefully stays until its grace period is
+    /// confirmed over by its kubelet (a delete with grace period 0).
+    fn awaits_grace(&self, t: &Target<'_>, obj: &Value) -> bool {
+        t.r.kind == "Pod"
+            && t.r.group.is_empty()
+            && obj
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .is_some_and(|g| g > 0)
+    }
+
+    /// PATCH of the main resource or a subresource part.
+    pub(super) async fn patch(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+        headers: &HeaderMap,
+        body: Bytes,
+        part: Option<Part>,
+    ) -> Result<Response, ApiError> {
+        if body.len() > super::body::MAX_BODY_BYTES {
+            return Err(ApiError::too_large(
+                "Request entity too large: limit is 3145728",
+            ));
+        }
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let patch: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let kind = super::patch::PatchKind::from_content_type(&content_type)?;
+        let expected = match patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            Some(rv) if kind != super::patch::PatchKind::Json => Some(object::parse_revision(rv)?),
+            _ => None,
+        };
+        let part = part.unwrap_or(Part::Main);
+        let (obj, code) = self
+            .update_object(t, expected, dry_run(query), part, |current| {
+                super::patch::apply(kind, current, &patch)
+            })
+            .await?;
+        let _ = query_flag(query, "force");
+        Ok(json_response(code, &obj))
+    }
+}
