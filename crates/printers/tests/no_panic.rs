@@ -186,7 +186,7 @@ fn pointers(v: &Value, prefix: String, out: &mut Vec<String>) {
 
 fn any_now() -> impl Strategy<Value = Timestamp> {
     prop_oneof![
-        Just("2024-01-01T00:05:00Z".parse::<Timestamp>().unwrap()),
+        Just(Timestamp::constant(1_704_067_500, 0)),
         Just(Timestamp::MIN),
         Just(Timestamp::MAX),
         (-100_000_000_000i64..100_000_000_000i64)
