@@ -28,6 +28,7 @@ impl Scope for k8s_openapi::ClusterResourceScope {
     const NAMESPACED: bool = false;
 }
 
+#[derive(Clone)]
 struct Entry {
     spec: ResourceSpec,
     definition: String,
@@ -36,6 +37,10 @@ struct Entry {
 
 /// Collects the resources to describe; [`OpenApiBuilder::build`] renders
 /// every document once.
+///
+/// Cloneable so a server can keep the built-in set and rebuild with the
+/// current custom resources whenever a CustomResourceDefinition changes.
+#[derive(Clone)]
 pub struct OpenApiBuilder {
     generator: SchemaGenerator,
     entries: Vec<Entry>,
@@ -232,6 +237,14 @@ impl OpenApiBuilder {
     }
 }
 
+/// The `Accept` media type kubectl 1.27/1.28 ask `/openapi/v2` for.
+pub const V2_PROTOBUF_ACCEPT: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+
+/// The `Content-Type` upstream answers [`V2_PROTOBUF_ACCEPT`] with (`@`
+/// becomes `.`).
+pub const V2_PROTOBUF_CONTENT_TYPE: &str =
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
 struct V3Document {
     bytes: Vec<u8>,
     hash: String,
@@ -282,7 +295,8 @@ impl OpenApi {
 
     /// `GET /openapi/v2` with
     /// `Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf`
-    /// (and `GET /swagger-2.0.0.pb-v1`): gnostic's `openapi.v2.Document`.
+    /// (and `GET /swagger-2.0.0.pb-v1`): gnostic's `openapi.v2.Document`,
+    /// served as [`V2_PROTOBUF_CONTENT_TYPE`].
     pub fn v2_protobuf(&self) -> &[u8] {
         &self.v2_protobuf
     }

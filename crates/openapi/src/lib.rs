@@ -35,7 +35,7 @@ mod v2;
 mod v2_proto;
 mod v3;
 
-pub use builder::{OpenApi, OpenApiBuilder, Scope};
+pub use builder::{OpenApi, OpenApiBuilder, Scope, V2_PROTOBUF_ACCEPT, V2_PROTOBUF_CONTENT_TYPE};
 pub use builtin::builtin;
 pub use error::Error;
 pub use resource::{ResourceSpec, Subresource};

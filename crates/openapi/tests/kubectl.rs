@@ -137,7 +137,7 @@ fn handle(api: &OpenApi, port: u16, mut stream: TcpStream, requests: &Mutex<Vec<
             return respond(
                 &mut stream,
                 "200 OK",
-                "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                skiff_openapi::V2_PROTOBUF_CONTENT_TYPE,
                 api.v2_protobuf(),
             );
         }
@@ -190,23 +190,13 @@ struct Run {
     stderr: String,
 }
 
-fn kubectl(bin: &Path, server: &Server, dir: &Path, manifest: &str) -> Run {
-    let file = dir.join("manifest.yaml");
-    std::fs::write(&file, manifest).unwrap();
+fn run_kubectl(bin: &Path, server: &Server, dir: &Path, args: &[&str]) -> Run {
     let out = Command::new(bin)
         .env("HOME", dir)
         .env("KUBECONFIG", dir.join("no-kubeconfig"))
         .arg(format!("--server=http://127.0.0.1:{}", server.port))
         .arg(format!("--cache-dir={}", dir.join("cache").display()))
-        .args([
-            "create",
-            "--dry-run=client",
-            "-o",
-            "yaml",
-            "--validate=true",
-            "-f",
-        ])
-        .arg(&file)
+        .args(args)
         .output()
         .unwrap();
     Run {
@@ -214,6 +204,27 @@ fn kubectl(bin: &Path, server: &Server, dir: &Path, manifest: &str) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// `kubectl create --dry-run=client --validate=true -f <manifest>`.
+fn kubectl(bin: &Path, server: &Server, dir: &Path, manifest: &str) -> Run {
+    let file = dir.join("manifest.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    let file = file.display().to_string();
+    run_kubectl(
+        bin,
+        server,
+        dir,
+        &[
+            "create",
+            "--dry-run=client",
+            "-o",
+            "yaml",
+            "--validate=true",
+            "-f",
+            &file,
+        ],
+    )
 }
 
 const CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: b\n";
@@ -284,6 +295,19 @@ fn every_kubectl_validates_with_our_documents() {
             !run.ok && run.stderr.contains("bogus"),
             "{version}: {}\n{}",
             run.stdout,
+            run.stderr
+        );
+
+        // explain walks the schemas (v3 where the server has it).
+        let run = run_kubectl(
+            bin,
+            &server,
+            &tmp,
+            &["explain", "deployments.spec.template.spec.containers.ports"],
+        );
+        assert!(
+            run.ok && run.stdout.contains("containerPort"),
+            "{version}: {}",
             run.stderr
         );
         let _ = std::fs::remove_dir_all(&tmp);
