@@ -180,6 +180,16 @@ impl FieldError {
         self.kind.reason()
     }
 
+    /// The `metav1.StatusCause` for this error (`reason`, `message`,
+    /// `field`), ready for a 422 Status's `details.causes`.
+    pub fn cause(&self) -> Value {
+        serde_json::json!({
+            "reason": self.reason(),
+            "message": self.body(),
+            "field": self.field,
+        })
+    }
+
     /// The message without the field path: what upstream puts in
     /// `StatusCause.message`.
     pub fn body(&self) -> String {
@@ -284,6 +294,15 @@ mod tests {
         assert_eq!(
             FieldError::required(&p("a"), "").reason(),
             "FieldValueRequired"
+        );
+    }
+
+    #[test]
+    fn status_cause() {
+        let e = FieldError::invalid(&p("metadata.name"), "Foo", "bad");
+        assert_eq!(
+            e.cause(),
+            serde_json::json!({"reason": "FieldValueInvalid", "message": "Invalid value: \"Foo\": bad", "field": "metadata.name"})
         );
     }
 

@@ -11,6 +11,7 @@ mod pod;
 mod workloads;
 
 pub use pod::{default_pod_spec, image_pull_policy};
+pub use workloads::generate_job_selector;
 
 use serde_json::{Map, Value};
 

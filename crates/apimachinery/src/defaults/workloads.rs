@@ -193,6 +193,52 @@ pub(crate) fn default_job(obj: &mut Value) {
     default_template_at(obj, &["spec", "template"]);
 }
 
+/// What the server does when creating a Job without `manualSelector:
+/// true` (upstream's `generateSelector`): label the pod template with the
+/// job's name and uid, and select on the uid. Labels the user already set
+/// are kept (validation then reports conflicts). Afterwards, like a read
+/// back from storage upstream, an unlabeled Job takes its template labels.
+pub fn generate_job_selector(obj: &mut Value, uid: &str) {
+    let manual = obj
+        .get("spec")
+        .and_then(|s| s.get("manualSelector"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    if manual {
+        return;
+    }
+    let name = obj
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let Some(spec) = spec_of(obj) else {
+        return;
+    };
+    if let Some(labels) = child_object(spec, "template")
+        .and_then(|t| child_object(t, "metadata"))
+        .and_then(|m| child_object(m, "labels"))
+    {
+        for key in ["job-name", "batch.kubernetes.io/job-name"] {
+            set_default(labels, key, json!(name));
+        }
+        for key in ["controller-uid", "batch.kubernetes.io/controller-uid"] {
+            set_default(labels, key, json!(uid));
+        }
+    }
+    if let Some(match_labels) =
+        child_object(spec, "selector").and_then(|s| child_object(s, "matchLabels"))
+    {
+        set_default(
+            match_labels,
+            "batch.kubernetes.io/controller-uid",
+            json!(uid),
+        );
+    }
+    labels_from_template(obj, &["spec", "template"]);
+}
+
 /// CronJob: Allow, not suspended, keep 3 successful and 1 failed job.
 pub(crate) fn default_cron_job(obj: &mut Value) {
     if let Some(spec) = spec_of(obj) {
@@ -310,6 +356,31 @@ mod tests {
             j["spec"]["podFailurePolicy"]["rules"][0]["onPodConditions"][0]["status"],
             "True"
         );
+    }
+
+    #[test]
+    fn job_selector_generation() {
+        let mut j = json!({"metadata": {"name": "pi"}, "spec": {"template": {"spec": {}}}});
+        super::generate_job_selector(&mut j, "u-1");
+        let want = json!({"batch.kubernetes.io/controller-uid": "u-1", "batch.kubernetes.io/job-name": "pi",
+            "controller-uid": "u-1", "job-name": "pi"});
+        assert_eq!(j["spec"]["template"]["metadata"]["labels"], want);
+        assert_eq!(
+            j["spec"]["selector"],
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}})
+        );
+        assert_eq!(j["metadata"]["labels"], want);
+        let errs = crate::validation::validate_create("batch", "Job", &j);
+        assert!(
+            !errs
+                .iter()
+                .any(|e| e.field.starts_with("spec.selector") || e.field.contains("labels")),
+            "{errs:?}"
+        );
+        let mut j =
+            json!({"metadata": {"name": "pi"}, "spec": {"manualSelector": true, "template": {}}});
+        super::generate_job_selector(&mut j, "u-1");
+        assert!(j["spec"].get("selector").is_none());
     }
 
     #[test]

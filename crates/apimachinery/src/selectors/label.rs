@@ -76,8 +76,9 @@ impl Requirement {
         values: BTreeSet<String>,
         exact: Option<&'static str>,
     ) -> Result<Self, String> {
-        if let Some(m) = names::qualified_name(key).into_iter().next() {
-            return Err(format!("key: Invalid value: {key:?}: {m}"));
+        let msgs = names::qualified_name(key);
+        if !msgs.is_empty() {
+            return Err(format!("key: Invalid value: {key:?}: {}", msgs.join("; ")));
         }
         match operator {
             Operator::In | Operator::NotIn => {
@@ -116,8 +117,12 @@ impl Requirement {
             }
         }
         for (i, v) in values.iter().enumerate() {
-            if let Some(m) = names::label_value(v).into_iter().next() {
-                return Err(format!("values[{i}]: Invalid value: {v:?}: {m}"));
+            let msgs = names::label_value(v);
+            if !msgs.is_empty() {
+                return Err(format!(
+                    "values[{i}]: Invalid value: {v:?}: {}",
+                    msgs.join("; ")
+                ));
             }
         }
         Ok(Requirement {
@@ -457,8 +462,14 @@ impl Parser {
         let Tok::Ident(key) = tok else {
             return Err(format!("found '{}', expected: identifier", tok.literal()));
         };
-        if let Some(m) = names::qualified_name(&key).into_iter().next() {
-            return Err(format!("key: Invalid value: {key:?}: {m}"));
+        // upstream validates the key here with an empty field path, which
+        // Go prints as `<nil>`; clients see exactly that text
+        let msgs = names::qualified_name(&key);
+        if !msgs.is_empty() {
+            return Err(format!(
+                "<nil>: Invalid value: {key:?}: {}",
+                msgs.join("; ")
+            ));
         }
         let after = self.peek().as_value();
         if negated || matches!(after, Tok::End | Tok::Comma) {
@@ -668,7 +679,10 @@ mod tests {
             "unable to parse requirement: found '(', expected: identifier"
         );
         assert!(err("-a=b").starts_with(
-            "unable to parse requirement: key: Invalid value: \"-a\": name part must consist of"
+            "unable to parse requirement: <nil>: Invalid value: \"-a\": name part must consist of"
+        ));
+        assert!(err("app.kubernetes_io/name=x").starts_with(
+            "unable to parse requirement: <nil>: Invalid value: \"app.kubernetes_io/name\": prefix part a lowercase RFC 1123 subdomain"
         ));
         assert!(err("a=-b").starts_with(
             "unable to parse requirement: values[0]: Invalid value: \"-b\": a valid label must be"
