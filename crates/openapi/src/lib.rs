@@ -7,11 +7,17 @@
 //! takes `fieldValidation` (then it leaves validation to the server), and
 //! the strategic-merge keys `apply` needs.
 //!
+//! Because every write operation here lists `fieldValidation`, kubectl
+//! (all versions) skips its own schema check for single objects and sends
+//! `fieldValidation=Strict`: the API server must reject unknown fields
+//! itself. kubectl still checks `kind: List` files on the client, with the
+//! v2 schemas.
+//!
 //! Start reading at [`builtin`] (which resources) and [`OpenApiBuilder`]
 //! (how documents are put together). Schemas come from k8s-openapi's
-//! `schemars` implementations; [`extensions`] adds upstream's
-//! `x-kubernetes-*` metadata that those lack; [`operations`] describes the
-//! REST paths once, and [`v2`] / [`v3`] render them; [`v2_proto`] turns the
+//! `schemars` implementations; `extensions` adds upstream's
+//! `x-kubernetes-*` metadata that those lack; `operations` describes the
+//! REST paths once, and `v2` / `v3` render them; `v2_proto` turns the
 //! v2 document into the [`gnostic`] protobuf messages.
 //!
 //! ```no_run
