@@ -1,9 +1,12 @@
 //! Test and benchmark harness for skiff: free loopback ports, temp data
 //! dirs, and real dependencies (Debian's etcd) started on them and stopped
-//! when dropped. Start at [`EtcdServer`].
+//! when dropped, and a real skiff server with the real kubectl. Start at
+//! [`Cluster`] and [`EtcdServer`].
 
+mod cluster;
 mod etcd;
 mod ports;
 
+pub use cluster::{Cluster, Kubectl, kubectl_binary};
 pub use etcd::{EtcdServer, TestkitError};
 pub use ports::free_port;
