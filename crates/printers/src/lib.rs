@@ -57,3 +57,89 @@ pub fn row(group: &str, kind: &str, object: &Value, now: Timestamp) -> Vec<Value
 pub fn printed_kinds() -> impl Iterator<Item = (&'static str, &'static str)> {
     kinds::PRINTED.iter().copied()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn header(group: &str, kind: &str) -> Vec<(String, i64)> {
+        columns(group, kind)
+            .iter()
+            .map(|c| {
+                let name = c["name"].as_str().unwrap_or_default().to_uppercase();
+                (name, c["priority"].as_i64().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pod_and_node_headers_match_upstream() {
+        let pod: Vec<_> = header("", "Pod");
+        let names: Vec<&str> = pod.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "NAME",
+                "READY",
+                "STATUS",
+                "RESTARTS",
+                "AGE",
+                "IP",
+                "NODE",
+                "NOMINATED NODE",
+                "READINESS GATES"
+            ]
+        );
+        assert!(pod[..5].iter().all(|(_, p)| *p == 0));
+        assert!(pod[5..].iter().all(|(_, p)| *p == 1));
+        let node: Vec<_> = header("", "Node").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            node,
+            [
+                "NAME",
+                "STATUS",
+                "ROLES",
+                "AGE",
+                "VERSION",
+                "INTERNAL-IP",
+                "EXTERNAL-IP",
+                "OS-IMAGE",
+                "KERNEL-VERSION",
+                "CONTAINER-RUNTIME"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_row_has_a_cell_per_column() {
+        let now: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        let obj = json!({"metadata": {"name": "x"}});
+        for (group, kind) in printed_kinds().chain([("", "LimitRange"), ("example.com", "Widget")])
+        {
+            let cells = row(group, kind, &obj, now);
+            let expected = columns(group, kind).len();
+            // IPAddress: upstream declares 2 columns but prints an AGE cell too.
+            let extra = usize::from(kind == "IPAddress");
+            assert_eq!(cells.len(), expected + extra, "{group}/{kind}");
+            assert_eq!(
+                cells[columns(group, kind)
+                    .iter()
+                    .position(|c| c["format"] == "name")
+                    .unwrap()],
+                json!("x")
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_for_kinds_without_printers() {
+        let names = |g, k| -> Vec<String> { header(g, k).into_iter().map(|(n, _)| n).collect() };
+        assert_eq!(
+            names("rbac.authorization.k8s.io", "ClusterRole"),
+            ["NAME", "CREATED AT"]
+        );
+        assert_eq!(names("", "LimitRange"), ["NAME", "CREATED AT"]);
+        assert_eq!(names("stable.example.com", "CronTab"), ["NAME", "AGE"]);
+    }
+}
