@@ -15,6 +15,26 @@
 //! * [`defaults`] — upstream defaulting per kind (`defaults::apply`).
 //! * [`validation`] — create/update validation per kind
 //!   (`validation::validate_create`, `validation::validate_update`).
+//!
+//! How the API server uses it on a create (updates are the same with
+//! `validate_update(group, kind, &new, &old)`):
+//!
+//! ```
+//! use serde_json::json;
+//! use skiff_apimachinery::{defaults, invalid_message, validation};
+//!
+//! let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+//!     "metadata": {"name": "web", "namespace": "default"},
+//!     "spec": {"containers": [{"name": "web"}]}});
+//! defaults::apply("", "Pod", &mut pod);
+//! let errs = validation::validate_create("", "Pod", &pod);
+//! // non-empty: answer 422 Invalid with this message and one
+//! // `FieldError::cause()` per error in `details.causes`
+//! assert_eq!(
+//!     invalid_message("", "Pod", "web", &errs),
+//!     "Pod \"web\" is invalid: spec.containers[0].image: Required value"
+//! );
+//! ```
 
 pub mod defaults;
 pub mod field_error;

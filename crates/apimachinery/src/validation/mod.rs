@@ -4,7 +4,9 @@
 //! Call after [`defaults::apply`](crate::defaults::apply): like upstream,
 //! validation expects defaulted objects (it does not require fields that
 //! defaulting fills in). Kinds without specific rules get metadata checks
-//! only.
+//! only. The server sets `metadata.namespace` from the URL and `name` from
+//! `generateName` (see [`names::generate_name`](crate::names::generate_name))
+//! before calling in.
 
 mod config;
 mod meta;
