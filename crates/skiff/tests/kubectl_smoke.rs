@@ -64,7 +64,12 @@ fn health_endpoints_answer_without_credentials() {
     // No credentials at all: health is public, the API is not.
     let anonymous = |path: &str| {
         std::process::Command::new(skiff_testkit::kubectl_binary(1, 33).unwrap())
-            .args(["--kubeconfig", "/dev/null", "--insecure-skip-tls-verify"])
+            .args([
+                "--kubeconfig",
+                "/dev/null",
+                "--insecure-skip-tls-verify",
+                "--token=not-a-valid-token",
+            ])
             .arg(format!("--server=https://127.0.0.1:{}", c.port))
             .args(["get", "--raw", path])
             .output()
