@@ -11,6 +11,7 @@
 mod config;
 mod meta;
 mod pod;
+mod quantity;
 mod service;
 mod shape;
 mod workloads;

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::meta;
+use super::quantity;
 use super::shape;
 use crate::field_error::FieldError;
 use crate::names;
@@ -208,21 +209,53 @@ fn validate_container(
     if let Some(res) = shape::get(c, "resources") {
         let rp = at.child("resources");
         if res.is_object() {
-            for key in ["limits", "requests"] {
-                if let Some(m) = shape::object(res, key, &rp, errs) {
-                    for (k, v) in m {
-                        if !(v.is_string() || v.is_number()) {
-                            errs.push(FieldError::type_invalid(
-                                &rp.child(key).key(k),
-                                v,
-                                "quantity",
-                            ));
-                        }
-                    }
-                }
-            }
+            validate_resources(res, &rp, errs);
         } else {
             errs.push(FieldError::type_invalid(&rp, res, "object"));
+        }
+    }
+}
+
+/// Quantities must parse, be non-negative, and requests may not exceed
+/// limits.
+fn validate_resources(res: &Value, rp: &Path, errs: &mut Vec<FieldError>) {
+    let parsed = |key: &str, errs: &mut Vec<FieldError>| {
+        let mut out = Vec::new();
+        if let Some(m) = shape::object(res, key, rp, errs) {
+            for (k, v) in m {
+                let path = rp.child(key).key(k);
+                match quantity::parse(v) {
+                    Some(q) if q < 0.0 => errs.push(FieldError::invalid(
+                        &path,
+                        v.clone(),
+                        "must be greater than or equal to 0",
+                    )),
+                    Some(q) => out.push((k.clone(), v.clone(), q)),
+                    None => errs.push(FieldError::invalid(
+                        &path,
+                        v.clone(),
+                        quantity::QUANTITY_SYNTAX,
+                    )),
+                }
+            }
+        }
+        out
+    };
+    let limits = parsed("limits", errs);
+    let requests = parsed("requests", errs);
+    for (name, shown, q) in &requests {
+        if let Some((_, limit_shown, limit)) = limits.iter().find(|(n, _, _)| n == name)
+            && q > limit
+        {
+            let limit_text = match limit_shown {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            errs.push(FieldError::invalid(
+                &rp.child("requests"),
+                shown.clone(),
+                format!("must be less than or equal to {name} limit of {limit_text}"),
+            ));
         }
     }
 }
@@ -578,6 +611,22 @@ mod tests {
         assert_eq!(
             e[3],
             "spec.tolerations[1].operator: Invalid value: \"v\": value must be empty when `operator` is 'Exists'"
+        );
+    }
+
+    #[test]
+    fn resources() {
+        let e = run(pod_with(
+            json!({"containers": [{"name": "a", "image": "x", "resources": {
+            "limits": {"cpu": "1", "memory": "abc"}, "requests": {"cpu": "1500m", "memory": "1Gi", "x/y": "-1"}}}]}),
+        ));
+        assert_eq!(
+            e,
+            vec![
+                "spec.containers[0].resources.limits[memory]: Invalid value: \"abc\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                "spec.containers[0].resources.requests[x/y]: Invalid value: \"-1\": must be greater than or equal to 0",
+                "spec.containers[0].resources.requests: Invalid value: \"1500m\": must be less than or equal to cpu limit of 1",
+            ]
         );
     }
 
