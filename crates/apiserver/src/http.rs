@@ -24,6 +24,7 @@ pub struct App {
     pub registry: Registry,
     /// `host:port` clients should use (discovery's serverAddress).
     pub server_address: String,
+    pub openapi: skiff_openapi::OpenApi,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -125,6 +126,9 @@ async fn serve(
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    if let Some(answer) = crate::openapi::serve(&app.openapi, path, query, headers) {
+        return answer;
+    }
     let resources = &app.registry.resources;
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let discovery = match parts.as_slice() {

@@ -10,6 +10,7 @@ mod bootstrap;
 mod discovery;
 mod http;
 mod object;
+mod openapi;
 pub mod pki;
 mod registry;
 mod request;
@@ -56,6 +57,8 @@ pub enum ApiServerError {
     Pki(#[from] pki::PkiError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("building the OpenAPI documents: {0}")]
+    OpenApi(String),
     #[error("writing bootstrap objects: {0}")]
     Bootstrap(#[from] skiff_store::StoreError),
 }
@@ -63,6 +66,7 @@ pub enum ApiServerError {
 /// A bound, bootstrapped API server, ready to [`run`](ApiServer::run).
 pub struct ApiServer {
     listener: TcpListener,
+    openapi: skiff_openapi::OpenApi,
     tls: Arc<rustls::ServerConfig>,
     config: Config,
     pub local_addr: SocketAddr,
@@ -123,6 +127,10 @@ impl ApiServer {
         );
         let kubeconfig = config.data_dir.join("admin.kubeconfig");
         pki.write_admin_kubeconfig(&kubeconfig, &url)?;
+        let openapi = tokio::task::spawn_blocking(|| skiff_openapi::builtin().build())
+            .await
+            .map_err(|e| ApiServerError::OpenApi(e.to_string()))?
+            .map_err(|e| ApiServerError::OpenApi(e.to_string()))?;
         let service_ip = config.ranges.api_service_ip().to_string();
         bootstrap::run(
             config.store.as_ref(),
@@ -133,6 +141,7 @@ impl ApiServer {
         .await?;
         Ok(ApiServer {
             listener,
+            openapi,
             tls,
             config,
             local_addr,
@@ -152,6 +161,7 @@ impl ApiServer {
                 shutdown: shutdown.clone(),
             },
             server_address: self.local_addr.to_string(),
+            openapi: self.openapi,
         });
         tracing::info!(addr = %self.local_addr, "API server listening");
         serve::serve(self.listener, self.tls, http::router(app), shutdown).await;

@@ -2,7 +2,7 @@
 //! validation functions, from `skiff-apimachinery`), turned into 422s.
 
 use serde_json::{Value, json};
-use skiff_apimachinery::{FieldError, invalid_message, validation};
+use skiff_apimachinery::{FieldError, defaults, invalid_message, validation};
 
 use crate::resources::ResourceInfo;
 use crate::status::ApiError;
@@ -23,6 +23,7 @@ fn invalid(r: &ResourceInfo, name: &str, errors: &[FieldError]) -> ApiError {
 
 /// Fills in defaults, then validates a new object.
 pub fn admit_create(r: &ResourceInfo, obj: &mut Value, name: &str) -> Result<(), ApiError> {
+    defaults::apply(r.group, r.kind, obj);
     let errors = validation::validate_create(r.group, r.kind, obj);
     if errors.is_empty() {
         Ok(())
@@ -38,6 +39,7 @@ pub fn admit_update(
     old: &Value,
     name: &str,
 ) -> Result<(), ApiError> {
+    defaults::apply(r.group, r.kind, new);
     let errors = validation::validate_update(r.group, r.kind, new, old);
     if errors.is_empty() {
         Ok(())

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use skiff_store::ListOptions;
 
 use super::continue_token::ContinueToken;
+use super::output::{Output, negotiate, table};
 use super::selection::Selection;
 use super::{Query, Registry, Target, json_response};
 use crate::object;
@@ -29,8 +30,25 @@ pub struct Page {
 }
 
 impl Registry {
-    pub(super) async fn list(&self, t: &Target<'_>, query: &Query) -> Result<Response, ApiError> {
+    pub(super) async fn list(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+        headers: &http::HeaderMap,
+    ) -> Result<Response, ApiError> {
+        let output = negotiate(headers, query)?;
         let page = self.list_page(t, query).await?;
+        if let Output::Table(include) = output {
+            let meta = skiff_printers::TableMeta {
+                resource_version: page.revision.to_string(),
+                continue_token: page.continue_token.clone(),
+                remaining_item_count: page.remaining,
+            };
+            return Ok(json_response(
+                StatusCode::OK,
+                &table(t.r, include, &page.items, &meta, true),
+            ));
+        }
         let mut metadata = json!({"resourceVersion": page.revision.to_string()});
         if let Some(token) = &page.continue_token {
             metadata["continue"] = json!(token);

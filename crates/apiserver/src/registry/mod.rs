@@ -7,6 +7,7 @@ mod body;
 mod continue_token;
 mod delete;
 mod list;
+mod output;
 mod patch;
 mod read;
 mod selection;
@@ -123,9 +124,9 @@ impl Registry {
                 .await;
         }
         match info.verb {
-            Verb::Get => self.get(&target).await,
-            Verb::List => self.list(&target, query).await,
-            Verb::Watch => self.watch(&target, query).await,
+            Verb::Get => self.get(&target, query, headers).await,
+            Verb::List => self.list(&target, query, headers).await,
+            Verb::Watch => self.watch(&target, query, headers).await,
             Verb::Create => self.create(&target, query, headers, body).await,
             Verb::Update => self.replace(&target, query, headers, body, None).await,
             Verb::Patch => self.patch(&target, query, headers, body, None).await,

@@ -3,14 +3,26 @@
 use axum::response::Response;
 use http::StatusCode;
 
-use super::{Registry, Target, json_response};
+use super::output::{Output, negotiate, object_table};
+use super::{Query, Registry, Target, json_response};
 use crate::object;
 use crate::status::ApiError;
 
 impl Registry {
-    pub(super) async fn get(&self, t: &Target<'_>) -> Result<Response, ApiError> {
+    pub(super) async fn get(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+        headers: &http::HeaderMap,
+    ) -> Result<Response, ApiError> {
+        let output = negotiate(headers, query)?;
         let obj = self.read_object(t).await?;
-        Ok(json_response(StatusCode::OK, &obj))
+        Ok(match output {
+            Output::Json => json_response(StatusCode::OK, &obj),
+            Output::Table(include) => {
+                json_response(StatusCode::OK, &object_table(t.r, include, &obj, true))
+            }
+        })
     }
 
     /// The current object, as clients see it.

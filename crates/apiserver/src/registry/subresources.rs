@@ -74,7 +74,7 @@ impl Registry {
         body: Bytes,
     ) -> Result<Response, ApiError> {
         match (sub, verb) {
-            ("status", Verb::Get) => self.get(t).await,
+            ("status", Verb::Get) => self.get(t, query, headers).await,
             ("status", Verb::Update) => {
                 self.replace(t, query, headers, body, Some(Part::Status))
                     .await

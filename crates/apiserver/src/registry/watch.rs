@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use skiff_store::{Event, EventKind, ListOptions, StoreError};
 use tokio::sync::mpsc;
 
+use super::output::{Output, negotiate, object_table};
 use super::selection::Selection;
 use super::{Query, Registry, Target};
 use crate::object;
@@ -45,10 +46,34 @@ fn too_old(from: i64) -> Bytes {
     frame("ERROR", &status)
 }
 
+/// Encodes watch events for one watcher: JSON objects, or one-row Tables
+/// (column definitions on the first only, as upstream).
+struct Encoder {
+    output: Output,
+    first: bool,
+}
+
+impl Encoder {
+    fn event(&mut self, r: &ResourceInfo, kind: &str, obj: &Value) -> Bytes {
+        match self.output {
+            Output::Json => frame(kind, obj),
+            Output::Table(include) => {
+                let table = object_table(r, include, obj, self.first);
+                self.first = false;
+                frame(kind, &table)
+            }
+        }
+    }
+}
+
 /// The event a watcher with `selection` sees for one store event, if any:
 /// an object that stops matching is DELETED for it, one that starts
 /// matching is ADDED.
-fn translate(r: &ResourceInfo, selection: &Selection, event: &Event) -> Option<Bytes> {
+fn translate(
+    r: &ResourceInfo,
+    selection: &Selection,
+    event: &Event,
+) -> Option<(&'static str, Value)> {
     let prev = event
         .prev
         .as_ref()
@@ -57,23 +82,33 @@ fn translate(r: &ResourceInfo, selection: &Selection, event: &Event) -> Option<B
     match event.kind {
         EventKind::Put => {
             let obj = object::decode(&event.kv, r).ok()?;
-            match (prev_matches, selection.matches(&obj)) {
-                (true, true) => Some(frame("MODIFIED", &obj)),
-                (false, true) => Some(frame("ADDED", &obj)),
-                (true, false) => Some(frame("DELETED", &obj)),
-                (false, false) => None,
-            }
+            let kind = match (prev_matches, selection.matches(&obj)) {
+                (true, true) => "MODIFIED",
+                (false, true) => "ADDED",
+                (true, false) => "DELETED",
+                (false, false) => return None,
+            };
+            Some((kind, obj))
         }
         EventKind::Delete => {
             let mut obj = prev.filter(|_| prev_matches)?;
             object::stamp(&mut obj, r, event.revision());
-            Some(frame("DELETED", &obj))
+            Some(("DELETED", obj))
         }
     }
 }
 
 impl Registry {
-    pub(super) async fn watch(&self, t: &Target<'_>, query: &Query) -> Result<Response, ApiError> {
+    pub(super) async fn watch(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+        headers: &http::HeaderMap,
+    ) -> Result<Response, ApiError> {
+        let mut encoder = Encoder {
+            output: negotiate(headers, query)?,
+            first: true,
+        };
         let selection = Selection::from_query(t.r, query, t.name.as_deref())?;
         let prefix = t.r.namespace_prefix(t.namespace.as_deref());
         let rv = query
@@ -122,7 +157,7 @@ impl Registry {
                 for kv in &page.items {
                     let obj = object::decode(kv, t.r)?;
                     if selection.matches(&obj) {
-                        initial.push(frame("ADDED", &obj));
+                        initial.push(encoder.event(t.r, "ADDED", &obj));
                     }
                 }
                 after = page.items.last().map(|kv| kv.key.clone());
@@ -163,7 +198,7 @@ impl Registry {
                         Some(Ok(event)) => {
                             last = event.revision();
                             match translate(&r, &selection, &event) {
-                                Some(f) => f,
+                                Some((kind, obj)) => encoder.event(&r, kind, &obj),
                                 None => continue,
                             }
                         }

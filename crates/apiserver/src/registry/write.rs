@@ -156,6 +156,10 @@ impl Registry {
             }
         }
         strategy::prepare_for_create(t.r, &mut obj);
+        if t.r.group == "batch" && t.r.kind == "Job" {
+            let uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
+            skiff_apimachinery::defaults::generate_job_selector(&mut obj, &uid);
+        }
         admit_create(t.r, &mut obj, &name)?;
         self.check_namespace_open(&t).await?;
         let dry = dry_run(query);
