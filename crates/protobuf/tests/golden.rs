@@ -1,4 +1,5 @@
 //! Hand-built protobuf bodies decoded into the JSON upstream would render.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
 

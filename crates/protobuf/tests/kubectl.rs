@@ -1,6 +1,7 @@
 //! The real judge: kubectl 1.33 POSTs protobuf bodies to a loopback server
 //! that captures them; each decoded body must equal the JSON the same
 //! kubectl prints for the same command with `--dry-run=client -o json`.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
