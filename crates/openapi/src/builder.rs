@@ -5,6 +5,7 @@ use crate::definitions::{self, SCALE};
 use crate::error::Error;
 use crate::operations::{self, PATH_DEFINITIONS, PathSpec, Target};
 use crate::resource::{ResourceSpec, Subresource, gv_path};
+use crate::schema_tree::{RootSpec, SchemaTree};
 use crate::{extensions, hash, v2, v2_proto, v3};
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Patch, Status, WatchEvent};
@@ -12,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use prost::Message;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// Maps a k8s-openapi scope marker type to "is it namespaced".
 pub trait Scope {
@@ -131,6 +132,7 @@ impl OpenApiBuilder {
             self.generator.subschema_for::<Scale>();
         }
         let mut defs = self.generator.take_definitions(false);
+        let custom_names: HashSet<String> = self.custom.keys().cloned().collect();
         defs.extend(self.custom);
 
         let mut list_names = Vec::with_capacity(self.entries.len());
@@ -176,6 +178,16 @@ impl OpenApiBuilder {
         }
         extensions::apply(&mut defs);
         debug_assert!(PATH_DEFINITIONS.iter().all(|d| defs.contains_key(*d)));
+        let fields = SchemaTree::compile(
+            &defs,
+            &custom_names,
+            self.entries.iter().map(|e| RootSpec {
+                group: &e.spec.group,
+                version: &e.spec.version,
+                kind: &e.spec.kind,
+                definition: &e.definition,
+            }),
+        );
 
         let mut paths_by_gv: BTreeMap<String, Vec<PathSpec>> = BTreeMap::new();
         for (entry, list) in self.entries.iter().zip(&list_names) {
@@ -216,6 +228,7 @@ impl OpenApiBuilder {
             v2_protobuf,
             v3_index,
             v3_documents,
+            fields,
         })
     }
 
@@ -258,6 +271,9 @@ pub struct OpenApi {
     v2_protobuf: Vec<u8>,
     v3_index: Vec<u8>,
     v3_documents: BTreeMap<String, V3Document>,
+    /// Every kind's schema compiled for field validation
+    /// ([`crate::field_validation`]).
+    fields: SchemaTree,
 }
 
 impl OpenApi {
@@ -304,5 +320,10 @@ impl OpenApi {
     /// Every resource described, in the order added.
     pub fn resources(&self) -> &[ResourceSpec] {
         &self.resources
+    }
+
+    /// The compiled schemas field validation walks.
+    pub(crate) fn fields(&self) -> &SchemaTree {
+        &self.fields
     }
 }

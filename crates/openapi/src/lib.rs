@@ -13,6 +13,10 @@
 //! itself. kubectl still checks `kind: List` files on the client, with the
 //! v2 schemas.
 //!
+//! [`OpenApi::field_problems`] (and [`OpenApi::unknown_fields`]) do that
+//! check against the same schemas, precompiled at build time; see
+//! `field_validation` for the three levels and upstream's messages.
+//!
 //! Start reading at [`builtin`] (which resources) and [`OpenApiBuilder`]
 //! (how documents are put together). Schemas come from k8s-openapi's
 //! `schemars` implementations; `extensions` adds upstream's
@@ -33,10 +37,13 @@ mod builtin;
 mod definitions;
 mod error;
 mod extensions;
+mod field_scan;
+mod field_validation;
 pub mod gnostic;
 mod hash;
 mod operations;
 mod resource;
+mod schema_tree;
 mod v2;
 mod v2_proto;
 mod v3;
@@ -44,4 +51,8 @@ mod v3;
 pub use builder::{OpenApi, OpenApiBuilder, Scope, V2_PROTOBUF_ACCEPT, V2_PROTOBUF_CONTENT_TYPE};
 pub use builtin::builtin;
 pub use error::Error;
+pub use field_validation::{
+    FieldProblem, FieldValidation, InvalidFieldValidation, duplicate_fields, strict_error_message,
+    strict_message, warning_header_values,
+};
 pub use resource::{ResourceSpec, Subresource};

@@ -1,6 +1,7 @@
 //! End to end: the real kubectl (every installed version, 1.27–1.33)
 //! downloads the documents from a tiny HTTP server and validates files
-//! with them. Skipped when no `kubectl.1.NN` binaries are on the PATH.
+//! with them. Uses every `kubectl.1.NN` next to the `kubectl` on the PATH,
+//! else that `kubectl` alone; fails (never skips) without kubectl.
 
 // Test helpers (the server, the runner) panic on failure like the tests do.
 #![allow(clippy::unwrap_used)]
@@ -13,27 +14,50 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-/// Directory holding `kubectl.1.27` ... next to the `kubectl` on the PATH.
+/// `kubectl.1.27` ... next to the `kubectl` on the PATH, or that `kubectl`
+/// alone (with the version it reports). Panics when kubectl is not
+/// installed: the test must not pass without having run.
 fn kubectl_binaries() -> Vec<(String, PathBuf)> {
-    let Some(path) = std::env::var_os("PATH") else {
-        return vec![];
-    };
-    let Some(kubectl) = std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-    else {
-        return vec![];
-    };
-    let Some(dir) = std::fs::canonicalize(&kubectl)
+    let kubectl = std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join("kubectl"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "kubectl is not installed: this test needs `kubectl` on the PATH \
+                 (ideally with kubectl.1.27 ... kubectl.1.33 next to it)"
+            )
+        });
+    let dir = std::fs::canonicalize(&kubectl)
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
-    else {
-        return vec![];
-    };
-    (27..=40)
+        .unwrap_or_else(|| panic!("cannot resolve {}", kubectl.display()));
+    let versioned: Vec<(String, PathBuf)> = (27..=40)
         .map(|minor| (format!("1.{minor}"), dir.join(format!("kubectl.1.{minor}"))))
         .filter(|(_, p)| p.is_file())
-        .collect()
+        .collect();
+    if !versioned.is_empty() {
+        return versioned;
+    }
+    let out = Command::new(&kubectl)
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", kubectl.display()));
+    let version: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{} version -o json: {e}", kubectl.display()));
+    let minor: String = version["clientVersion"]["minor"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert!(
+        !minor.is_empty(),
+        "no client version from kubectl: {version}"
+    );
+    vec![(format!("1.{minor}"), kubectl)]
 }
 
 struct Server {
@@ -238,10 +262,6 @@ const GOOD_LIST: &str = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n 
 #[test]
 fn every_kubectl_validates_with_our_documents() {
     let binaries = kubectl_binaries();
-    if binaries.is_empty() {
-        eprintln!("no kubectl.1.NN binaries on PATH; skipping");
-        return;
-    }
     let server = serve();
     for (version, bin) in &binaries {
         let tmp = std::env::temp_dir().join(format!(
