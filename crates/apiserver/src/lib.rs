@@ -18,6 +18,7 @@ mod resources;
 mod serve;
 mod status;
 mod tls;
+mod watch_cache;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -153,11 +154,26 @@ impl ApiServer {
     /// watches and lets in-flight requests finish.
     pub async fn run(self, shutdown: CancellationToken) {
         let store = self.config.store.clone();
+        let resources = resources::builtin();
+        let cache = loop {
+            match watch_cache::WatchCache::start(store.clone(), &resources, shutdown.clone()).await
+            {
+                Ok(cache) => break cache,
+                Err(e) => {
+                    tracing::warn!(error = %e, "loading the watch cache failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        };
         let app = Arc::new(http::App {
             registry: registry::Registry {
                 store: store.clone(),
-                resources: resources::builtin(),
+                resources,
                 allocator: allocator::Allocator::new(store, self.config.ranges.clone()),
+                cache,
                 shutdown: shutdown.clone(),
             },
             server_address: self.local_addr.to_string(),

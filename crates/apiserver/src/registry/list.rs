@@ -29,6 +29,15 @@ pub struct Page {
     pub remaining: Option<i64>,
 }
 
+fn parse_limit(query: &Query) -> Result<Option<usize>, ApiError> {
+    match query.get("limit").map(|l| l.parse::<i64>()) {
+        None => Ok(None),
+        Some(Ok(l)) if l > 0 => Ok(Some(l as usize)),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(_)) => Err(ApiError::bad_request("limit must be an integer")),
+    }
+}
+
 impl Registry {
     pub(super) async fn list(
         &self,
@@ -104,13 +113,100 @@ impl Registry {
     }
 
     pub(super) async fn list_page(&self, t: &Target<'_>, query: &Query) -> Result<Page, ApiError> {
-        let selection = Selection::from_query(t.r, query, None)?;
-        let limit = match query.get("limit").map(|l| l.parse::<i64>()) {
-            None => None,
-            Some(Ok(l)) if l > 0 => Some(l as usize),
-            Some(Ok(_)) => None,
-            Some(Err(_)) => return Err(ApiError::bad_request("limit must be an integer")),
+        if let Some(page) = self.list_from_cache(t, query).await? {
+            return Ok(page);
+        }
+        self.list_from_store(t, query).await
+    }
+
+    /// Serves a list from the watch cache when it can be as fresh as asked:
+    /// not for `continue` pages or exact revisions (those read the store at
+    /// the revision they name).
+    async fn list_from_cache(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+    ) -> Result<Option<Page>, ApiError> {
+        let rv = query
+            .get("resourceVersion")
+            .map(String::as_str)
+            .unwrap_or("");
+        let exact = query.get("resourceVersionMatch").map(String::as_str);
+        if query.get("continue").is_some_and(|c| !c.is_empty()) || exact.is_some() {
+            return Ok(None);
+        }
+        let Some(cache) = self.cache.resource(t.r) else {
+            return Ok(None);
         };
+        let wait = std::time::Duration::from_secs(3);
+        match rv {
+            "0" => {}
+            "" => {
+                let current = self
+                    .store
+                    .current_revision()
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                if !self.cache.wait_for(current, wait).await {
+                    return Ok(None);
+                }
+            }
+            rv => {
+                let wanted = object::parse_revision(rv)?;
+                if !self.cache.wait_for(wanted, wait).await {
+                    return Err(ApiError::timeout(format!(
+                        "Too large resource version: {wanted}, current: {}",
+                        self.cache.revision()
+                    )));
+                }
+            }
+        }
+        let selection = Selection::from_query(t.r, query, None)?;
+        let limit = parse_limit(query)?;
+        let prefix = t.r.namespace_prefix(t.namespace.as_deref());
+        let (objects, revision) = self.cache.consistent_snapshot(cache, &prefix);
+        let restamp = cache.r.version != t.r.version;
+        let mut items = Vec::new();
+        let mut last_key = None;
+        let mut matched = 0usize;
+        for (key, obj) in &objects {
+            if !selection.matches(obj) {
+                continue;
+            }
+            matched += 1;
+            if limit.is_some_and(|l| items.len() >= l) {
+                continue;
+            }
+            let mut obj = Value::clone(obj);
+            if restamp {
+                let rv = object::meta_str(&obj, "resourceVersion")
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(0);
+                object::stamp(&mut obj, t.r, rv);
+            }
+            items.push(obj);
+            last_key = Some(key.clone());
+        }
+        let more = matched > items.len();
+        let continue_token = match (&last_key, more) {
+            (Some(key), true) => Some(ContinueToken::encode(
+                revision,
+                key.strip_prefix(&prefix).unwrap_or(key),
+            )),
+            _ => None,
+        };
+        let remaining = (more && !selection.is_filtering()).then(|| (matched - items.len()) as i64);
+        Ok(Some(Page {
+            items,
+            revision,
+            continue_token,
+            remaining,
+        }))
+    }
+
+    async fn list_from_store(&self, t: &Target<'_>, query: &Query) -> Result<Page, ApiError> {
+        let selection = Selection::from_query(t.r, query, None)?;
+        let limit = parse_limit(query)?;
         let prefix = t.r.namespace_prefix(t.namespace.as_deref());
         let (mut revision, mut after) = match query.get("continue").filter(|c| !c.is_empty()) {
             Some(token) => {

@@ -40,6 +40,7 @@ pub struct Registry {
     pub store: Arc<dyn Store>,
     pub resources: Vec<ResourceInfo>,
     pub allocator: Allocator,
+    pub cache: Arc<crate::watch_cache::WatchCache>,
     /// Ends watches when the server shuts down.
     pub shutdown: CancellationToken,
 }

@@ -1,7 +1,10 @@
 //! watch: newline-delimited JSON events (ADDED, MODIFIED, DELETED,
-//! BOOKMARK, ERROR) after a resourceVersion, from the store's watch.
+//! BOOKMARK, ERROR) after a resourceVersion. Served from the watch cache
+//! (events decoded and serialized once for all watchers); a watch from
+//! before the cache's window replays from the store instead, or gets 410.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -10,8 +13,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use rand::Rng;
 use serde_json::{Value, json};
-use skiff_store::{Event, EventKind, ListOptions, StoreError};
-use tokio::sync::mpsc;
+use skiff_store::{EventKind, StoreError, WatchStream};
+use tokio::sync::{broadcast, mpsc};
 
 use super::output::{Output, negotiate, object_table};
 use super::selection::Selection;
@@ -20,9 +23,12 @@ use crate::object;
 use crate::request::query_flag;
 use crate::resources::ResourceInfo;
 use crate::status::ApiError;
+use crate::watch_cache::{CachedEvent, Subscription};
 
 /// How often a bookmark is sent when the client allows them.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+/// How long a watch waits for the cache to reach its resourceVersion.
+const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 
 fn frame(kind: &str, object: &Value) -> Bytes {
     let mut line = json!({"type": kind, "object": object}).to_string();
@@ -46,56 +52,100 @@ fn too_old(from: i64) -> Bytes {
     frame("ERROR", &status)
 }
 
-/// Encodes watch events for one watcher: JSON objects, or one-row Tables
-/// (column definitions on the first only, as upstream).
-struct Encoder {
+/// What one watcher is sent, and how it is encoded.
+struct Watcher {
+    r: ResourceInfo,
+    selection: Selection,
+    /// Only objects of this namespace (namespaced watches).
+    namespace: Option<String>,
     output: Output,
+    /// Column definitions go with the first Table event only.
     first: bool,
+    /// Objects are re-stamped when the client asked for another version
+    /// than the cache holds.
+    restamp: bool,
 }
 
-impl Encoder {
-    fn event(&mut self, r: &ResourceInfo, kind: &str, obj: &Value) -> Bytes {
+impl Watcher {
+    fn in_scope(&self, obj: &Value) -> bool {
+        match &self.namespace {
+            Some(ns) => object::meta_str(obj, "namespace") == Some(ns.as_str()),
+            None => true,
+        }
+    }
+
+    /// The event type this watcher sees for a change from `prev` to `obj`:
+    /// an object that stops matching is DELETED for it, one that starts
+    /// matching is ADDED.
+    fn classify(&self, kind: EventKind, obj: &Value, prev: Option<&Value>) -> Option<&'static str> {
+        let matches = |o: &Value| self.in_scope(o) && self.selection.matches(o);
+        let prev_matches = prev.is_some_and(matches);
+        match kind {
+            EventKind::Delete => prev_matches.then_some("DELETED"),
+            EventKind::Put => match (prev_matches, matches(obj)) {
+                (true, true) => Some("MODIFIED"),
+                (false, true) => Some("ADDED"),
+                (true, false) => Some("DELETED"),
+                (false, false) => None,
+            },
+        }
+    }
+
+    fn encode(&mut self, kind: &str, obj: &Value) -> Bytes {
+        let restamped;
+        let obj = if self.restamp {
+            let mut copy = obj.clone();
+            let rv = object::meta_str(obj, "resourceVersion")
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            object::stamp(&mut copy, &self.r, rv);
+            restamped = copy;
+            &restamped
+        } else {
+            obj
+        };
         match self.output {
             Output::Json => frame(kind, obj),
             Output::Table(include) => {
-                let table = object_table(r, include, obj, self.first);
+                let table = object_table(&self.r, include, obj, self.first);
                 self.first = false;
                 frame(kind, &table)
             }
         }
     }
+
+    fn cached(&mut self, event: &CachedEvent) -> Option<Bytes> {
+        let kind = self.classify(event.kind, &event.object, event.prev.as_deref())?;
+        Some(match self.output {
+            Output::Json if !self.restamp => event.json_frame(kind),
+            _ => self.encode(kind, &event.object),
+        })
+    }
+
+    fn stored(&mut self, event: &skiff_store::Event) -> Option<Bytes> {
+        let prev = event
+            .prev
+            .as_ref()
+            .and_then(|kv| object::decode(kv, &self.r).ok());
+        let obj = match event.kind {
+            EventKind::Put => object::decode(&event.kv, &self.r).ok()?,
+            EventKind::Delete => {
+                let mut last = prev.clone()?;
+                object::stamp(&mut last, &self.r, event.revision());
+                last
+            }
+        };
+        let kind = self.classify(event.kind, &obj, prev.as_ref())?;
+        Some(self.encode(kind, &obj))
+    }
 }
 
-/// The event a watcher with `selection` sees for one store event, if any:
-/// an object that stops matching is DELETED for it, one that starts
-/// matching is ADDED.
-fn translate(
-    r: &ResourceInfo,
-    selection: &Selection,
-    event: &Event,
-) -> Option<(&'static str, Value)> {
-    let prev = event
-        .prev
-        .as_ref()
-        .and_then(|kv| object::decode(kv, r).ok());
-    let prev_matches = prev.as_ref().is_some_and(|p| selection.matches(p));
-    match event.kind {
-        EventKind::Put => {
-            let obj = object::decode(&event.kv, r).ok()?;
-            let kind = match (prev_matches, selection.matches(&obj)) {
-                (true, true) => "MODIFIED",
-                (false, true) => "ADDED",
-                (true, false) => "DELETED",
-                (false, false) => return None,
-            };
-            Some((kind, obj))
-        }
-        EventKind::Delete => {
-            let mut obj = prev.filter(|_| prev_matches)?;
-            object::stamp(&mut obj, r, event.revision());
-            Some(("DELETED", obj))
-        }
-    }
+/// Where the events come from.
+enum Source {
+    Cache(Subscription),
+    Store(WatchStream),
+    /// The revision is gone: one ERROR event, then the end.
+    Gone,
 }
 
 impl Registry {
@@ -105,19 +155,25 @@ impl Registry {
         query: &Query,
         headers: &http::HeaderMap,
     ) -> Result<Response, ApiError> {
-        let mut encoder = Encoder {
+        let cache = self
+            .cache
+            .resource(t.r)
+            .ok_or_else(|| ApiError::internal("no watch cache for this resource"))?;
+        let mut watcher = Watcher {
+            r: t.r.clone(),
+            selection: Selection::from_query(t.r, query, t.name.as_deref())?,
+            namespace: t.namespace.clone().filter(|_| t.r.namespaced),
             output: negotiate(headers, query)?,
             first: true,
+            restamp: cache.r.version != t.r.version,
         };
-        let selection = Selection::from_query(t.r, query, t.name.as_deref())?;
-        let prefix = t.r.namespace_prefix(t.namespace.as_deref());
         let rv = query
             .get("resourceVersion")
             .map(String::as_str)
             .unwrap_or("");
-        let send_initial = match query.get("sendInitialEvents").map(String::as_str) {
-            Some("true") => true,
-            Some(_) => false,
+        let explicit_initial = query.get("sendInitialEvents").map(String::as_str);
+        let send_initial = match explicit_initial {
+            Some(v) => v == "true",
             None => rv.is_empty() || rv == "0",
         };
         let bookmarks = query_flag(query, "allowWatchBookmarks");
@@ -129,89 +185,106 @@ impl Registry {
             None => Duration::from_secs(rand::rng().random_range(1800..3600)),
         };
 
-        let (tx, mut rx) = mpsc::channel::<Bytes>(64);
-        let mut from = if rv.is_empty() || rv == "0" {
-            0
-        } else {
-            object::parse_revision(rv)?
-        };
-        // The initial state, as ADDED events, sent before any change.
         let mut initial = Vec::new();
-        if send_initial {
-            let mut after = None;
-            let mut revision = None;
-            loop {
-                let page = self
+        let from = if send_initial {
+            if rv.is_empty() {
+                let current = self
                     .store
-                    .list(
-                        &prefix,
-                        ListOptions {
-                            limit: Some(500),
-                            continue_after: after.clone(),
-                            revision,
-                        },
-                    )
+                    .current_revision()
                     .await
-                    .map_err(|e| ApiError::from_store(e, &t.subject()))?;
-                revision = Some(page.revision);
-                for kv in &page.items {
-                    let obj = object::decode(kv, t.r)?;
-                    if selection.matches(&obj) {
-                        initial.push(encoder.event(t.r, "ADDED", &obj));
-                    }
-                }
-                after = page.items.last().map(|kv| kv.key.clone());
-                if !page.more() {
-                    break;
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                self.cache.wait_for(current, FRESHNESS_WAIT).await;
+            }
+            let prefix = t.r.namespace_prefix(t.namespace.as_deref());
+            let (objects, revision) = self.cache.consistent_snapshot(cache, &prefix);
+            for (_, obj) in &objects {
+                if watcher.in_scope(obj) && watcher.selection.matches(obj) {
+                    initial.push(watcher.encode("ADDED", obj));
                 }
             }
-            from = revision.unwrap_or(from).max(from);
-            if query.get("sendInitialEvents").is_some_and(|s| s == "true") {
-                initial.push(bookmark(t.r, from, true));
+            if explicit_initial == Some("true") {
+                initial.push(bookmark(t.r, revision, true));
             }
-        }
-        let stream = match self.store.watch(&prefix, from).await {
-            Ok(stream) => Some(stream),
-            Err(StoreError::Compacted { .. }) => {
-                initial.push(too_old(from));
-                None
-            }
-            Err(e) => return Err(ApiError::from_store(e, &t.subject())),
+            revision
+        } else {
+            let from = object::parse_revision(rv)?;
+            self.cache.wait_for(from, FRESHNESS_WAIT).await;
+            from
         };
-        let r = t.r.clone();
+        let source = match cache.subscribe(from) {
+            Some(subscription) => Source::Cache(subscription),
+            None => {
+                let prefix = t.r.namespace_prefix(t.namespace.as_deref());
+                match self.store.watch(&prefix, from).await {
+                    Ok(stream) => Source::Store(stream),
+                    Err(StoreError::Compacted { .. }) => Source::Gone,
+                    Err(e) => return Err(ApiError::from_store(e, &t.subject())),
+                }
+            }
+        };
+
+        let (tx, mut rx) = mpsc::channel::<Bytes>(64);
         let shutdown = self.shutdown.clone();
+        let r = t.r.clone();
         tokio::spawn(async move {
-            for f in initial {
-                if tx.send(f).await.is_err() {
+            for line in initial {
+                if tx.send(line).await.is_err() {
                     return;
                 }
             }
-            let Some(mut stream) = stream else { return };
             let deadline = tokio::time::sleep(timeout);
             tokio::pin!(deadline);
             let mut tick = tokio::time::interval(BOOKMARK_EVERY);
             tick.tick().await;
             let mut last = from;
+            let (mut replay, mut live, mut stream) = match source {
+                Source::Cache(sub) => (sub.replay.into_iter(), Some(sub.live), None),
+                Source::Store(stream) => (Vec::new().into_iter(), None, Some(stream)),
+                Source::Gone => {
+                    let _ = tx.send(too_old(from)).await;
+                    return;
+                }
+            };
             loop {
-                let out = tokio::select! {
-                    item = stream.next() => match item {
-                        Some(Ok(event)) => {
-                            last = event.revision();
-                            match translate(&r, &selection, &event) {
-                                Some((kind, obj)) => encoder.event(&r, kind, &obj),
-                                None => continue,
+                // Replayed history first, then live events.
+                let line = if let Some(event) = replay.next() {
+                    last = event.revision;
+                    match watcher.cached(&event) {
+                        Some(line) => line,
+                        None => continue,
+                    }
+                } else {
+                    tokio::select! {
+                        event = next_live(&mut live, &mut stream) => match event {
+                            Some(Live::Cached(event)) => {
+                                if event.revision <= last {
+                                    continue;
+                                }
+                                last = event.revision;
+                                match watcher.cached(&event) {
+                                    Some(line) => line,
+                                    None => continue,
+                                }
                             }
-                        }
-                        Some(Err(StoreError::Compacted { .. })) => too_old(last),
-                        // Lagged or closed: end the watch; the client re-watches.
-                        _ => return,
-                    },
-                    _ = tick.tick(), if bookmarks => bookmark(&r, last, false),
-                    () = &mut deadline => return,
-                    () = shutdown.cancelled() => return,
-                    () = tx.closed() => return,
+                            Some(Live::Stored(event)) => {
+                                last = event.revision();
+                                match watcher.stored(&event) {
+                                    Some(line) => line,
+                                    None => continue,
+                                }
+                            }
+                            Some(Live::Gone) => too_old(last),
+                            // Cut off (too slow) or the store went away: end;
+                            // the client watches again from its last revision.
+                            None => return,
+                        },
+                        _ = tick.tick(), if bookmarks => bookmark(&r, last, false),
+                        () = &mut deadline => return,
+                        () = shutdown.cancelled() => return,
+                        () = tx.closed() => return,
+                    }
                 };
-                if tx.send(out).await.is_err() {
+                if tx.send(line).await.is_err() {
                     return;
                 }
             }
@@ -222,5 +295,25 @@ impl Registry {
             Body::from_stream(body),
         )
             .into_response())
+    }
+}
+
+enum Live {
+    Cached(Arc<CachedEvent>),
+    Stored(skiff_store::Event),
+    Gone,
+}
+
+async fn next_live(
+    live: &mut Option<broadcast::Receiver<Arc<CachedEvent>>>,
+    stream: &mut Option<WatchStream>,
+) -> Option<Live> {
+    if let Some(rx) = live {
+        return rx.recv().await.ok().map(Live::Cached);
+    }
+    match stream.as_mut()?.next().await? {
+        Ok(event) => Some(Live::Stored(event)),
+        Err(StoreError::Compacted { .. }) => Some(Live::Gone),
+        Err(_) => None,
     }
 }
