@@ -181,8 +181,8 @@ impl WatchCache {
         let mut by_prefix = HashMap::new();
         for r in resources {
             let prefix = r.key_prefix();
-            if !by_prefix.contains_key(&prefix) {
-                by_prefix.insert(prefix, caches.len());
+            if let std::collections::hash_map::Entry::Vacant(slot) = by_prefix.entry(prefix) {
+                slot.insert(caches.len());
                 caches.push(Arc::new(ResourceCache::new(r.clone())));
             }
         }
