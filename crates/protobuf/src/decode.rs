@@ -165,6 +165,7 @@ impl Ctx<'_> {
             Special::MicroTime => wellknown::time(payload, true),
             Special::Duration => wellknown::duration(payload),
             Special::RawJson => wellknown::raw_json(payload),
+            Special::StringList => wellknown::string_list(payload),
         };
         result.map_err(|e| self.well_known_error(e))
     }

@@ -14,7 +14,7 @@
 //!
 //! `<type>` is `string`, `bool`, `int32`, `int64`, `double`, `bytes`, one of
 //! the well-known `Quantity`, `IntOrString`, `Time`, `MicroTime`, `Duration`,
-//! `RawExtension`, `FieldsV1`, or a message name; `[T]` is a repeated field
+//! `RawExtension`, `FieldsV1`, `ExtraValue`, or a message name; `[T]` is a repeated field
 //! and `{T}` a `map<string, T>`. Flags: `*` the Go field is a pointer (a
 //! present zero value is kept; absent means omitted), `!` the JSON tag lacks
 //! `omitempty` (zero values and nil lists are still written), `inline` the
@@ -46,6 +46,9 @@ pub enum Special {
     Duration,
     /// `runtime.RawExtension` and `metav1.FieldsV1`: bytes holding JSON.
     RawJson,
+    /// `ExtraValue` (a Go `[]string` wrapped as `repeated string items = 1`):
+    /// a JSON array of strings.
+    StringList,
 }
 
 /// What one value of a field is.
@@ -110,6 +113,12 @@ pub struct Schema {
 const SOURCES: &[(&str, &str)] = &[
     ("meta.txt", include_str!("../schema/meta.txt")),
     ("core.txt", include_str!("../schema/core.txt")),
+    ("apps.txt", include_str!("../schema/apps.txt")),
+    ("batch.txt", include_str!("../schema/batch.txt")),
+    ("networking.txt", include_str!("../schema/networking.txt")),
+    ("policy.txt", include_str!("../schema/policy.txt")),
+    ("rbac.txt", include_str!("../schema/rbac.txt")),
+    ("misc.txt", include_str!("../schema/misc.txt")),
 ];
 
 /// The table, parsed on first use. An error means the embedded table itself
@@ -221,6 +230,7 @@ pub fn parse(sources: &[(&str, &str)]) -> Result<Schema, String> {
                 "MicroTime" => ValueType::Special(Special::MicroTime),
                 "Duration" => ValueType::Special(Special::Duration),
                 "RawExtension" | "FieldsV1" => ValueType::Special(Special::RawJson),
+                "ExtraValue" => ValueType::Special(Special::StringList),
                 other => ValueType::Message(
                     *index
                         .get(other)

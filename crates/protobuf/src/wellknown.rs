@@ -195,6 +195,21 @@ pub fn raw_json(payload: &[u8]) -> Result<Value, WellKnownError> {
     serde_json::from_slice(raw).map_err(|e| WellKnownError::Json(e.to_string()))
 }
 
+/// A Go `[]string` wrapped in a message (`repeated string items = 1`), e.g.
+/// `ExtraValue` in user info: a JSON array of strings.
+pub fn string_list(payload: &[u8]) -> Result<Value, WellKnownError> {
+    let mut items = Vec::new();
+    let mut r = Reader::new(payload);
+    while let Some((field, value)) = r.next_field()? {
+        if field == 1 {
+            items.push(Value::String(
+                String::from_utf8_lossy(bytes(field, value)?).into_owned(),
+            ));
+        }
+    }
+    Ok(Value::Array(items))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,5 +282,9 @@ mod tests {
         assert_eq!(quantity(&[]), Ok("0".into()));
         assert_eq!(raw_json(&[0x0a, 2, b'{', b'}']), Ok(serde_json::json!({})));
         assert!(raw_json(&[0x0a, 1, b'{']).is_err());
+        assert_eq!(
+            string_list(&[0x0a, 1, b'a', 0x0a, 0]),
+            Ok(serde_json::json!(["a", ""]))
+        );
     }
 }
