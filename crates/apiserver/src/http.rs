@@ -24,7 +24,7 @@ pub struct App {
     pub registry: Registry,
     /// `host:port` clients should use (discovery's serverAddress).
     pub server_address: String,
-    pub openapi: skiff_openapi::OpenApi,
+    pub openapi: Arc<skiff_openapi::OpenApi>,
 }
 
 pub fn router(app: Arc<App>) -> Router {

@@ -168,16 +168,18 @@ impl ApiServer {
                 }
             }
         };
+        let openapi = Arc::new(self.openapi);
         let app = Arc::new(http::App {
             registry: registry::Registry {
                 store: store.clone(),
                 resources,
                 allocator: allocator::Allocator::new(store, self.config.ranges.clone()),
                 cache,
+                openapi: openapi.clone(),
                 shutdown: shutdown.clone(),
             },
             server_address: self.local_addr.to_string(),
-            openapi: self.openapi,
+            openapi,
         });
         tracing::info!(addr = %self.local_addr, "API server listening");
         serve::serve(self.listener, self.tls, http::router(app), shutdown).await;

@@ -6,6 +6,7 @@ mod admission;
 mod body;
 mod continue_token;
 mod delete;
+mod field_validation;
 mod list;
 mod output;
 mod patch;
@@ -41,6 +42,8 @@ pub struct Registry {
     pub resources: Vec<ResourceInfo>,
     pub allocator: Allocator,
     pub cache: Arc<crate::watch_cache::WatchCache>,
+    /// Schemas for field validation.
+    pub openapi: Arc<skiff_openapi::OpenApi>,
     /// Ends watches when the server shuts down.
     pub shutdown: CancellationToken,
 }

@@ -8,6 +8,7 @@ use skiff_store::StoreError;
 
 use super::admission::{admit_create, admit_update};
 use super::body::decode_object;
+use super::field_validation::with_warnings;
 use super::{Query, Registry, Target, json_response, strategy};
 use crate::object::{self, meta_mut, meta_str};
 use crate::request::query_flag;
@@ -114,6 +115,7 @@ impl Registry {
     ) -> Result<Response, ApiError> {
         let mut obj = decode_object(headers, &body)?;
         check_kind(t, &mut obj)?;
+        let warnings = self.check_fields(t, query, &body)?;
         check_namespace(t, &mut obj)?;
         let name = match (object::name(&obj), meta_str(&obj, "generateName")) {
             (Some(name), _) => name.to_owned(),
@@ -165,13 +167,19 @@ impl Registry {
         let dry = dry_run(query);
         let allocated = self.allocate_for_create(t.r, &mut obj, dry).await?;
         if dry {
-            return Ok(json_response(StatusCode::CREATED, &obj));
+            return Ok(with_warnings(
+                json_response(StatusCode::CREATED, &obj),
+                &warnings,
+            ));
         }
         let value = object::encode(&obj)?;
         match self.store.create(&t.key()?, value, t.r.ttl).await {
             Ok(kv) => {
                 object::stamp(&mut obj, t.r, kv.mod_revision);
-                Ok(json_response(StatusCode::CREATED, &obj))
+                Ok(with_warnings(
+                    json_response(StatusCode::CREATED, &obj),
+                    &warnings,
+                ))
             }
             Err(e) => {
                 self.release(&allocated).await;
@@ -191,6 +199,7 @@ impl Registry {
     ) -> Result<Response, ApiError> {
         let mut new = decode_object(headers, &body)?;
         check_kind(t, &mut new)?;
+        let warnings = self.check_fields(t, query, &body)?;
         check_namespace(t, &mut new)?;
         let name = t.name.clone().unwrap_or_default();
         if object::name(&new).is_some_and(|n| n != name) {
@@ -214,7 +223,7 @@ impl Registry {
                 |_current| Ok(new.clone()),
             )
             .await?;
-        Ok(json_response(code, &obj))
+        Ok(with_warnings(json_response(code, &obj), &warnings))
     }
 
     /// The shared update loop: read, apply `change`, keep what a client may
@@ -348,7 +357,9 @@ impl Registry {
         let part = part.unwrap_or(Part::Main);
         let (obj, code) = self
             .update_object(t, expected, dry_run(query), part, |current| {
-                super::patch::apply(kind, current, &patch)
+                let patched = super::patch::apply(kind, current, &patch)?;
+                self.check_patched(t, query, &patched)?;
+                Ok(patched)
             })
             .await?;
         let _ = query_flag(query, "force");
