@@ -22,9 +22,17 @@ pub fn decode_object(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiErro
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    if content_type.contains("protobuf") {
+    if skiff_protobuf::is_protobuf(content_type) {
+        return skiff_protobuf::decode(body).map_err(|e| match e {
+            skiff_protobuf::ProtobufError::UnknownKind { .. } => ApiError::unsupported_media(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({e})"
+            )),
+            other => ApiError::bad_request(format!("the object provided is unrecognized or malformed protobuf: {other}")),
+        });
+    }
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
         return Err(ApiError::unsupported_media(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {content_type})"
         )));
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
@@ -47,4 +55,13 @@ pub fn json_response(code: StatusCode, value: &Value) -> Response {
         value.to_string(),
     )
         .into_response()
+}
+
+/// Whether the body is Kubernetes protobuf (which cannot carry unknown or
+/// duplicate fields, so field validation has nothing to check).
+pub fn is_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(skiff_protobuf::is_protobuf)
 }

@@ -115,7 +115,11 @@ impl Registry {
     ) -> Result<Response, ApiError> {
         let mut obj = decode_object(headers, &body)?;
         check_kind(t, &mut obj)?;
-        let warnings = self.check_fields(t, query, &body)?;
+        let warnings = if super::body::is_protobuf(headers) {
+            Vec::new()
+        } else {
+            self.check_fields(t, query, &body)?
+        };
         check_namespace(t, &mut obj)?;
         let name = match (object::name(&obj), meta_str(&obj, "generateName")) {
             (Some(name), _) => name.to_owned(),
@@ -199,7 +203,11 @@ impl Registry {
     ) -> Result<Response, ApiError> {
         let mut new = decode_object(headers, &body)?;
         check_kind(t, &mut new)?;
-        let warnings = self.check_fields(t, query, &body)?;
+        let warnings = if super::body::is_protobuf(headers) {
+            Vec::new()
+        } else {
+            self.check_fields(t, query, &body)?
+        };
         check_namespace(t, &mut new)?;
         let name = t.name.clone().unwrap_or_default();
         if object::name(&new).is_some_and(|n| n != name) {
