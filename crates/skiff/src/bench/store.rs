@@ -1,5 +1,4 @@
-//! `skiff bench`: measurements recorded in BENCHMARKS.md. Not tests: numbers
-//! depend on the machine, so they are printed, never asserted.
+//! `skiff bench store`: the store backends side by side.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,12 +8,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
 use skiff_store::{EtcdConfig, EtcdStore, ListOptions, SqliteConfig, SqliteStore, Store};
-
-#[derive(clap::Subcommand)]
-pub enum BenchCommand {
-    /// Store throughput and watch latency, per backend.
-    Store(StoreBenchArgs),
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
@@ -56,13 +49,7 @@ pub struct StoreFigures {
 
 const VALUE_BYTES: usize = 1024;
 
-pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
-    match command {
-        BenchCommand::Store(args) => store(args).await,
-    }
-}
-
-async fn store(args: StoreBenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: StoreBenchArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     if matches!(args.backend, Backend::Sqlite | Backend::All) {
         let dir = tempfile::tempdir()?;
@@ -224,8 +211,7 @@ async fn list_ms(store: &Arc<dyn Store>, prefix: &str) -> anyhow::Result<f64> {
         );
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    Ok(super::stats::quantile(&mut times, 0.5))
 }
 
 /// Latency from the start of a write to its event reaching a watcher:
@@ -250,7 +236,8 @@ async fn watch_latency(store: &Arc<dyn Store>, writes: usize) -> anyhow::Result<
         }
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-    Ok((at(0.50), at(0.99)))
+    Ok((
+        super::stats::quantile(&mut latencies, 0.50),
+        super::stats::quantile(&mut latencies, 0.99),
+    ))
 }

@@ -1,0 +1,345 @@
+//! `skiff bench api`: a skiff server (started as a child process, so its
+//! memory can be read) measured through the `kube` client: creates/s and
+//! gets/s from many clients, a 10k-object list, watch delivery latency to
+//! many concurrent watchers, and the server's RSS.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams, WatchEvent, WatchParams};
+use serde::Serialize;
+
+use super::stats::quantile;
+
+#[derive(clap::Args)]
+pub struct ApiBenchArgs {
+    /// Concurrent clients for creates and gets.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// ConfigMaps created (and listed).
+    #[arg(long, default_value_t = 10_000)]
+    objects: usize,
+    /// Concurrent watchers for the delivery latency.
+    #[arg(long, default_value_t = 1_000)]
+    watchers: usize,
+    /// Changes each watcher must receive.
+    #[arg(long, default_value_t = 20)]
+    changes: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct ApiFigures {
+    creates_per_second: f64,
+    gets_per_second: f64,
+    list_10k_ms: f64,
+    watch_p50_ms: f64,
+    watch_p99_ms: f64,
+    rss_mb: f64,
+    rss_before_mb: f64,
+    clients: usize,
+    objects: usize,
+    watchers: usize,
+}
+
+/// The server under test; killed when dropped.
+struct Server {
+    child: Child,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = skiff_testkit::free_port();
+        let child = Command::new(std::env::current_exe()?)
+            .args([
+                "server",
+                "--https-port",
+                &port.to_string(),
+                "--bind-address",
+                "127.0.0.1",
+                "--disable-agent",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting skiff server")?;
+        Ok(Server {
+            child,
+            kubeconfig: dir.path().join("admin.kubeconfig"),
+            _dir: dir,
+        })
+    }
+
+    fn rss_mb(&self) -> f64 {
+        rss_kib(self.child.id()).map_or(0.0, |kib| kib as f64 / 1024.0)
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if kubeconfig.exists() {
+            let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+            let client = kube::Client::try_from(config)?;
+            if Api::<Namespace>::all(client.clone())
+                .get("default")
+                .await
+                .is_ok()
+            {
+                return Ok(client);
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the server did not become ready within 60s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn config_map(name: String, data: BTreeMap<String, String>) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+async fn namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    Ok(())
+}
+
+/// Runs `per_client(api, i)` for i in 0..total spread over `clients` tasks;
+/// returns operations per second.
+async fn spread<F, Fut>(
+    api: &Api<ConfigMap>,
+    clients: usize,
+    total: usize,
+    op: F,
+) -> anyhow::Result<f64>
+where
+    F: Fn(Api<ConfigMap>, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (api, op) = (api.clone(), op.clone());
+            tokio::spawn(async move {
+                let mut i = c;
+                while i < total {
+                    op(api.clone(), i).await?;
+                    i += clients;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn watch_latency(
+    client: &kube::Client,
+    watchers: usize,
+    changes: usize,
+) -> anyhow::Result<(f64, f64)> {
+    namespace(client, "bench-watch").await?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "bench-watch");
+    let probe = api
+        .create(
+            &PostParams::default(),
+            &config_map("probe".into(), BTreeMap::new()),
+        )
+        .await?;
+    let from = probe.metadata.resource_version.unwrap_or_default();
+    let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; changes]));
+    let samples: Arc<Mutex<Vec<f64>>> = Arc::new(Mutex::new(Vec::new()));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(watchers.max(1));
+    let mut tasks = Vec::new();
+    for _ in 0..watchers {
+        let (api, from, sent, samples, ready) = (
+            api.clone(),
+            from.clone(),
+            sent.clone(),
+            samples.clone(),
+            ready_tx.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let stream = api
+                .watch(&WatchParams::default().timeout(120), &from)
+                .await?;
+            let _ = ready.send(()).await;
+            let mut stream = std::pin::pin!(stream);
+            let mut seen = 0;
+            while seen < changes {
+                let Some(event) = stream.next().await else {
+                    break;
+                };
+                if let WatchEvent::Modified(cm) = event? {
+                    let seq: usize = cm
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("seq"))
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(usize::MAX);
+                    let at = sent.lock().ok().and_then(|s| s.get(seq).copied().flatten());
+                    if let (Some(at), Ok(mut samples)) = (at, samples.lock()) {
+                        samples.push(at.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    seen += 1;
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..watchers {
+        ready_rx.recv().await.context("a watcher failed to start")?;
+    }
+    for seq in 0..changes {
+        if let Ok(mut s) = sent.lock() {
+            s[seq] = Some(Instant::now());
+        }
+        let data = BTreeMap::from([("seq".to_owned(), seq.to_string())]);
+        api.replace("probe", &PostParams::default(), &{
+            let mut cm = api.get("probe").await?;
+            cm.data = Some(data);
+            cm
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let mut samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    anyhow::ensure!(
+        samples.len() == watchers * changes,
+        "watchers received {} of {} events",
+        samples.len(),
+        watchers * changes
+    );
+    Ok((quantile(&mut samples, 0.5), quantile(&mut samples, 0.99)))
+}
+
+pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let client = client(&server.kubeconfig).await?;
+    let rss_before_mb = server.rss_mb();
+    eprintln!(
+        "server up (RSS {rss_before_mb:.1} MiB); creating {} ConfigMaps with {} clients...",
+        args.objects, args.clients
+    );
+    namespace(&client, "bench").await?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "bench");
+    let value = "x".repeat(256);
+    let creates_per_second = spread(&api, args.clients, args.objects, move |api, i| {
+        let data = BTreeMap::from([("value".to_owned(), value.clone())]);
+        async move {
+            api.create(
+                &PostParams::default(),
+                &config_map(format!("cm-{i:06}"), data),
+            )
+            .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    eprintln!("gets...");
+    let objects = args.objects;
+    let gets_per_second = spread(&api, args.clients, args.objects, move |api, i| async move {
+        api.get(&format!("cm-{:06}", (i * 7919) % objects)).await?;
+        Ok(())
+    })
+    .await?;
+    eprintln!("lists...");
+    let mut lists = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let listed = api.list(&ListParams::default()).await?;
+        anyhow::ensure!(
+            listed.items.len() == args.objects,
+            "listed {} objects",
+            listed.items.len()
+        );
+        lists.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let list_10k_ms = quantile(&mut lists, 0.5);
+    eprintln!("{} watchers...", args.watchers);
+    let (watch_p50_ms, watch_p99_ms) = watch_latency(&client, args.watchers, args.changes).await?;
+    let figures = ApiFigures {
+        creates_per_second,
+        gets_per_second,
+        list_10k_ms,
+        watch_p50_ms,
+        watch_p99_ms,
+        rss_mb: server.rss_mb(),
+        rss_before_mb,
+        clients: args.clients,
+        objects: args.objects,
+        watchers: args.watchers,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&figures)?);
+    } else {
+        println!(
+            "creates/s {:.0} ({} clients) | gets/s {:.0} | list {} objects {:.1} ms | watch p50 {:.2} ms p99 {:.2} ms ({} watchers) | RSS {:.1} MiB (idle {:.1} MiB)",
+            figures.creates_per_second,
+            figures.clients,
+            figures.gets_per_second,
+            figures.objects,
+            figures.list_10k_ms,
+            figures.watch_p50_ms,
+            figures.watch_p99_ms,
+            figures.watchers,
+            figures.rss_mb,
+            figures.rss_before_mb
+        );
+    }
+    Ok(())
+}
