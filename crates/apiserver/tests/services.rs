@@ -2,58 +2,14 @@
 //! Service addresses: unique under concurrent creates, kept across restarts,
 //! released on delete.
 
+mod common;
+
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
-use skiff_apiserver::{ApiServer, Config, Ranges};
-use skiff_store::{SqliteConfig, SqliteStore, Store};
-use tokio_util::sync::CancellationToken;
 
-struct Running {
-    client: kube::Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start(dir: &std::path::Path) -> Running {
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(SqliteConfig::in_data_dir(dir))
-            .await
-            .unwrap(),
-    );
-    let server = ApiServer::bind(Config {
-        data_dir: dir.to_owned(),
-        bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        https_port: 0,
-        advertise_address: None,
-        store,
-        ranges: Ranges::default(),
-    })
-    .await
-    .unwrap();
-    let kubeconfig = kube::config::Kubeconfig::read_from(&server.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(server.run(shutdown.clone()));
-    Running {
-        client,
-        shutdown,
-        task,
-    }
-}
-
-impl Running {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap();
-    }
-}
+use common::start;
 
 fn service(name: &str, kind: &str) -> Service {
     Service {
