@@ -203,6 +203,23 @@ pub fn builtin() -> Vec<ResourceInfo> {
         // discovery.k8s.io/v1
         ResourceInfo::of::<discovery::EndpointSlice>(NONE, NONE, NONE),
     ];
+    // `bindings`: create-only, the legacy way to bind a pod to a node.
+    list.insert(
+        1,
+        ResourceInfo {
+            group: "",
+            version: "v1",
+            kind: "Binding",
+            list_kind: "",
+            plural: "bindings",
+            namespaced: true,
+            verbs: &["create"],
+            short_names: NONE,
+            categories: NONE,
+            subresources: NONE,
+            ttl: None,
+        },
+    );
     for r in &mut list {
         if r.kind == "Event" {
             r.ttl = Some(Duration::from_secs(3600));

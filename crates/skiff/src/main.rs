@@ -5,6 +5,12 @@ mod server;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc with background purging hands freed memory back to the system
+/// (glibc keeps the peak of startup and of bursts), which keeps the
+/// server's resident memory close to what it really holds.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "skiff",
@@ -37,6 +43,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::debug!(error = %e, "jemalloc background purging unavailable");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,17 +1,14 @@
 //! Defaulting and validation of incoming objects (upstream's defaulting and
 //! validation functions, from `skiff-apimachinery`), turned into 422s.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use skiff_apimachinery::{FieldError, defaults, invalid_message, validation};
 
 use crate::resources::ResourceInfo;
 use crate::status::ApiError;
 
 fn invalid(r: &ResourceInfo, name: &str, errors: &[FieldError]) -> ApiError {
-    let causes = errors
-        .iter()
-        .map(|e| json!({"reason": e.reason(), "message": e.to_string(), "field": e.field}))
-        .collect();
+    let causes = errors.iter().map(FieldError::cause).collect();
     ApiError::invalid(
         r.kind,
         r.group,

@@ -117,7 +117,7 @@ impl Registry {
             }
             // Mark it: finalizers or the kubelet finish the deletion.
             let (obj, _) = self
-                .update_object(t, Some(revision), dry, Part::Main, |cur| {
+                .update_object(t, None, dry, Part::Mark, |cur| {
                     let mut marked = cur.clone();
                     let meta = meta_mut(&mut marked);
                     let seconds = grace.unwrap_or(0);

@@ -119,6 +119,9 @@ impl Registry {
             namespace: info.namespace.clone(),
             name: info.name.clone(),
         };
+        if r.kind == "Binding" && r.group.is_empty() {
+            return self.create_binding(&target, query, headers, body).await;
+        }
         if let Some(sub) = info.subresource.as_deref() {
             if !r.has_subresource(sub) {
                 return Err(not_found_path());

@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 
 use crate::object::meta_mut;
 use crate::resources::ResourceInfo;
-use crate::status::ApiError;
 
 /// Kinds whose spec changes bump `metadata.generation`.
 pub fn tracks_generation(r: &ResourceInfo, obj: &Value) -> bool {
@@ -147,6 +146,16 @@ pub fn keep_system_metadata(new: &mut Value, old: &Value) {
     }
 }
 
+/// Copies the deletion mark a delete just set from `marked` onto `new`.
+pub fn keep_deletion_mark(new: &mut Value, marked: &Value) {
+    let meta = meta_mut(new);
+    for field in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
+        if let Some(v) = marked.pointer(&format!("/metadata/{field}")) {
+            meta.insert(field.into(), v.clone());
+        }
+    }
+}
+
 /// How long a deleted Pod may take to stop: `None` means remove at once
 /// (not scheduled, or a grace period of 0).
 pub fn pod_grace_period(pod: &Value, requested: Option<i64>) -> Option<i64> {
@@ -166,36 +175,4 @@ pub fn pod_grace_period(pod: &Value, requested: Option<i64>) -> Option<i64> {
         g if g <= 0 => None,
         g => Some(g),
     }
-}
-
-/// Checks every object must pass, whatever its kind.
-pub fn validate_metadata(r: &ResourceInfo, obj: &Value, name: &str) -> Result<(), ApiError> {
-    let errors = skiff_apimachinery::names::dns1123_subdomain(name);
-    let name_ok = match r.kind {
-        "Namespace" => skiff_apimachinery::names::dns1123_label(name).is_empty(),
-        _ => errors.is_empty(),
-    };
-    if !name_ok || name.contains('/') || name == "." || name == ".." {
-        let message = format!(
-            "{} \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": {}",
-            r.kind,
-            errors
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "a lowercase RFC 1123 label is required".into())
-        );
-        let cause =
-            json!({"reason": "FieldValueInvalid", "message": message, "field": "metadata.name"});
-        return Err(ApiError::invalid(
-            r.kind,
-            r.group,
-            name,
-            message,
-            vec![cause],
-        ));
-    }
-    if !obj.get("metadata").is_none_or(Value::is_object) {
-        return Err(ApiError::bad_request("metadata must be an object"));
-    }
-    Ok(())
 }

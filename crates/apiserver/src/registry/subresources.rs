@@ -173,6 +173,30 @@ impl Registry {
         Ok(json_response(code, &scale_of(&obj)))
     }
 
+    /// `POST .../bindings`: the same as `pods/<name>/binding`, naming the
+    /// pod in the body.
+    pub(super) async fn create_binding(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, ApiError> {
+        let binding = decode_object(headers, &body)?;
+        let name = object::name(&binding)
+            .ok_or_else(|| ApiError::bad_request("binding metadata.name (the pod) is required"))?
+            .to_owned();
+        let pods = self
+            .find("", "v1", "pods")
+            .ok_or_else(|| ApiError::internal("pods are not served"))?;
+        let pod = Target {
+            r: pods,
+            namespace: t.namespace.clone(),
+            name: Some(name),
+        };
+        self.bind(&pod, query, headers, body).await
+    }
+
     /// `pods/binding`: the scheduler assigns a node, once.
     async fn bind(
         &self,

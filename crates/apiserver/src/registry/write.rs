@@ -21,6 +21,9 @@ pub enum Part {
     Main,
     /// The status subresource: only status.
     Status,
+    /// A deletion mark: like `Main`, but the change may set
+    /// `deletionTimestamp` and `deletionGracePeriodSeconds`.
+    Mark,
 }
 
 pub fn dry_run(query: &Query) -> bool {
@@ -146,7 +149,6 @@ impl Registry {
             namespace: t.namespace.clone(),
             name: Some(name.clone()),
         };
-        strategy::validate_metadata(t.r, &obj, &name)?;
         {
             let meta = meta_mut(&mut obj);
             meta.insert("name".into(), json!(name));
@@ -268,6 +270,12 @@ impl Registry {
             match part {
                 Part::Main => {
                     strategy::keep_system_metadata(&mut new, &current);
+                    strategy::prepare_for_update(t.r, &mut new, &current);
+                }
+                Part::Mark => {
+                    let marked = new.clone();
+                    strategy::keep_system_metadata(&mut new, &current);
+                    strategy::keep_deletion_mark(&mut new, &marked);
                     strategy::prepare_for_update(t.r, &mut new, &current);
                 }
                 Part::Status => strategy::prepare_for_status_update(&mut new, &current),
