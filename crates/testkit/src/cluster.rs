@@ -100,6 +100,7 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(100));
         }
         Err(TestkitError::NotReady {
+            what: "skiff server",
             url: format!("https://127.0.0.1:{}", self.port),
             seconds: timeout.as_secs(),
             log: self.logs(),

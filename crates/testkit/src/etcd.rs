@@ -16,8 +16,9 @@ pub enum TestkitError {
         program: String,
         source: std::io::Error,
     },
-    #[error("etcd on {url} did not become healthy within {seconds}s; log: {log}")]
+    #[error("{what} on {url} did not become ready within {seconds}s; log: {log}")]
     NotReady {
+        what: &'static str,
         url: String,
         seconds: u64,
         log: String,
@@ -105,6 +106,7 @@ impl EtcdServer {
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(TestkitError::NotReady {
+            what: "etcd",
             url: self.client_url(),
             seconds: timeout.as_secs(),
             log: std::fs::read_to_string(self.log_path()).unwrap_or_default(),
