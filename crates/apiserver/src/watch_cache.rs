@@ -18,8 +18,11 @@ use crate::resources::ResourceInfo;
 
 /// Events kept per resource for watches that start in the past.
 const HISTORY: usize = 10_000;
-/// Events a watcher may fall behind before it is cut off (it re-watches).
-const WATCHER_QUEUE: usize = 10_000;
+/// Events a watcher may fall behind before it is cut off (it re-watches
+/// from its last revision and catches up from the history window). The
+/// broadcast buffer is allocated up front for each resource, so it is kept
+/// small.
+const WATCHER_QUEUE: usize = 1024;
 
 /// One change of one object, decoded once.
 #[derive(Debug)]

@@ -136,6 +136,7 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
     .context("starting the API server")?;
     let kubeconfig = apiserver.kubeconfig.display().to_string();
     let serving = tokio::spawn(apiserver.run(shutdown.clone()));
+    tokio::spawn(log_memory(shutdown.clone()));
     if role == Role::Server && !args.disable_agent {
         tracing::info!("no node agent yet: this server runs the control plane only");
     }
@@ -148,6 +149,31 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
     serving.await?;
     compaction.await?;
     Ok(())
+}
+
+/// Logs the allocator's view of memory (debug level) once a minute.
+async fn log_memory(shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(
+        std::env::var("SKIFF_MEMORY_LOG_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    ));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if tikv_jemalloc_ctl::epoch::advance().is_ok() {
+            let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0);
+            let resident = tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0);
+            tracing::debug!(
+                allocated_mib = allocated >> 20,
+                resident_mib = resident >> 20,
+                "memory"
+            );
+        }
+    }
 }
 
 /// SIGINT or SIGTERM.
