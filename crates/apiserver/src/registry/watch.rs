@@ -14,7 +14,7 @@ use futures::StreamExt;
 use rand::Rng;
 use serde_json::{Value, json};
 use skiff_store::{EventKind, StoreError, WatchStream};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use super::output::{Output, negotiate, object_table};
 use super::selection::Selection;
@@ -223,78 +223,109 @@ impl Registry {
             }
         };
 
-        let (tx, mut rx) = mpsc::channel::<Bytes>(64);
-        let shutdown = self.shutdown.clone();
-        let r = t.r.clone();
-        tokio::spawn(async move {
-            for line in initial {
-                if tx.send(line).await.is_err() {
-                    return;
-                }
+        let (replay, live, stream) = match source {
+            Source::Cache(sub) => (sub.replay, Some(sub.live), None),
+            Source::Store(stream) => (Vec::new(), None, Some(stream)),
+            Source::Gone => {
+                initial.push(too_old(from));
+                (Vec::new(), None, None)
             }
-            let deadline = tokio::time::sleep(timeout);
-            tokio::pin!(deadline);
-            let mut tick = tokio::time::interval(BOOKMARK_EVERY);
-            tick.tick().await;
-            let mut last = from;
-            let (mut replay, mut live, mut stream) = match source {
-                Source::Cache(sub) => (sub.replay.into_iter(), Some(sub.live), None),
-                Source::Store(stream) => (Vec::new().into_iter(), None, Some(stream)),
-                Source::Gone => {
-                    let _ = tx.send(too_old(from)).await;
-                    return;
-                }
-            };
-            loop {
-                // Replayed history first, then live events.
-                let line = if let Some(event) = replay.next() {
-                    last = event.revision;
-                    match watcher.cached(&event) {
-                        Some(line) => line,
-                        None => continue,
-                    }
-                } else {
-                    tokio::select! {
-                        event = next_live(&mut live, &mut stream) => match event {
-                            Some(Live::Cached(event)) => {
-                                if event.revision <= last {
-                                    continue;
-                                }
-                                last = event.revision;
-                                match watcher.cached(&event) {
-                                    Some(line) => line,
-                                    None => continue,
-                                }
-                            }
-                            Some(Live::Stored(event)) => {
-                                last = event.revision();
-                                match watcher.stored(&event) {
-                                    Some(line) => line,
-                                    None => continue,
-                                }
-                            }
-                            Some(Live::Gone) => too_old(last),
-                            // Cut off (too slow) or the store went away: end;
-                            // the client watches again from its last revision.
-                            None => return,
-                        },
-                        _ = tick.tick(), if bookmarks => bookmark(&r, last, false),
-                        () = &mut deadline => return,
-                        () = shutdown.cancelled() => return,
-                        () = tx.closed() => return,
-                    }
-                };
-                if tx.send(line).await.is_err() {
-                    return;
-                }
-            }
+        };
+        let gone = live.is_none() && stream.is_none();
+        let mut tick = tokio::time::interval(BOOKMARK_EVERY);
+        tick.reset();
+        let state = WatchBody {
+            watcher,
+            initial: initial.into_iter(),
+            replay: replay.into_iter(),
+            live,
+            stream,
+            gone,
+            last: from,
+            bookmarks,
+            tick,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            shutdown: self.shutdown.clone(),
+        };
+        // The response body polls the events itself: no task or channel
+        // per watcher; a client that goes away drops it.
+        let body = futures::stream::unfold(state, |mut state| async move {
+            let line = state.next_line().await?;
+            Some((Ok::<_, Infallible>(line), state))
         });
-        let body = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(Ok::<_, Infallible>);
         Ok((
             [(http::header::CONTENT_TYPE, "application/json")],
             Body::from_stream(body),
         )
             .into_response())
+    }
+}
+
+/// One watch response body in progress.
+struct WatchBody {
+    watcher: Watcher,
+    initial: std::vec::IntoIter<Bytes>,
+    replay: std::vec::IntoIter<Arc<CachedEvent>>,
+    live: Option<broadcast::Receiver<Arc<CachedEvent>>>,
+    stream: Option<WatchStream>,
+    /// Nothing follows the initial lines.
+    gone: bool,
+    last: i64,
+    bookmarks: bool,
+    tick: tokio::time::Interval,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl WatchBody {
+    /// The next line to send; `None` ends the watch (timeout, shutdown, a
+    /// watcher cut off for being too slow: the client watches again from
+    /// its last revision).
+    async fn next_line(&mut self) -> Option<Bytes> {
+        if let Some(line) = self.initial.next() {
+            return Some(line);
+        }
+        if self.gone {
+            return None;
+        }
+        // Replayed history first, then live events.
+        for event in self.replay.by_ref() {
+            self.last = event.revision;
+            if let Some(line) = self.watcher.cached(&event) {
+                return Some(line);
+            }
+        }
+        loop {
+            let event = tokio::select! {
+                event = next_live(&mut self.live, &mut self.stream) => event,
+                _ = self.tick.tick(), if self.bookmarks => {
+                    return Some(bookmark(&self.watcher.r, self.last, false));
+                }
+                () = &mut self.deadline => return None,
+                () = self.shutdown.cancelled() => return None,
+            };
+            match event? {
+                Live::Cached(event) => {
+                    if event.revision <= self.last {
+                        continue;
+                    }
+                    self.last = event.revision;
+                    if let Some(line) = self.watcher.cached(&event) {
+                        return Some(line);
+                    }
+                }
+                Live::Stored(event) => {
+                    self.last = event.revision();
+                    if let Some(line) = self.watcher.stored(&event) {
+                        return Some(line);
+                    }
+                }
+                Live::Gone => {
+                    self.gone = true;
+                    return Some(too_old(self.last));
+                }
+            }
+        }
     }
 }
 
