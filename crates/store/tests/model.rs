@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use common::next_event;
@@ -293,25 +293,30 @@ proptest! {
     }
 }
 
-fn shared_etcd() -> &'static EtcdServer {
-    static SERVER: OnceLock<EtcdServer> = OnceLock::new();
-    SERVER.get_or_init(|| EtcdServer::start().expect("start etcd (apt-get install etcd-server)"))
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(16))]
-    #[test]
-    fn etcd_lists_and_watches_match_the_model(ops in proptest::collection::vec(op(), 1..30)) {
-        static CASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let url = shared_etcd().client_url();
+/// One etcd for all cases (each case in its own key prefix), stopped when
+/// the test ends (a static would outlive the test process's cleanup).
+#[test]
+fn etcd_lists_and_watches_match_the_model() {
+    use proptest::test_runner::{Config, TestRunner};
+    let server = EtcdServer::start().expect("start etcd (apt-get install etcd-server)");
+    let url = server.client_url();
+    let mut runner = TestRunner::new(Config::with_cases(16));
+    let cases = std::sync::atomic::AtomicUsize::new(0);
+    let result = runner.run(&proptest::collection::vec(op(), 1..30), |ops| {
+        let case = cases.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let rt = runtime();
         rt.block_on(async {
-            let mut config = EtcdConfig::new(vec![url]);
+            let mut config = EtcdConfig::new(vec![url.clone()]);
             // Each case gets its own key space; revisions are shared, which the
             // model tolerates because it only compares revisions it saw.
-            config.prefix = format!("/case-{}", CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            config.prefix = format!("/case-{case}");
             let store = EtcdStore::connect(config).await.unwrap();
             check(Arc::new(store), ops).await;
         });
+        Ok(())
+    });
+    drop(server);
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }
