@@ -396,3 +396,16 @@ fn cluster_info_names_the_control_plane() {
         );
     }
 }
+
+#[test]
+fn api_resources_lists_bindings() {
+    let c = common::cluster();
+    for minor in KUBECTLS {
+        let k = Ctl::new(&c, minor);
+        let out = k.ok(&["api-resources", "--api-group=", "-o", "name"]);
+        assert!(
+            out.lines().any(|l| l == "bindings"),
+            "kubectl 1.{minor} api-resources --api-group= -o name:\n{out}"
+        );
+    }
+}
