@@ -155,10 +155,10 @@ impl ApiServer {
     pub async fn run(self, shutdown: CancellationToken) {
         let store = self.config.store.clone();
         let resources = resources::builtin();
-        let cache = loop {
+        let (cache, following) = loop {
             match watch_cache::WatchCache::start(store.clone(), &resources, shutdown.clone()).await
             {
-                Ok(cache) => break cache,
+                Ok(started) => break started,
                 Err(e) => {
                     tracing::warn!(error = %e, "loading the watch cache failed; retrying");
                     tokio::select! {
@@ -183,6 +183,7 @@ impl ApiServer {
         });
         tracing::info!(addr = %self.local_addr, "API server listening");
         serve::serve(self.listener, self.tls, http::router(app), shutdown).await;
+        let _ = following.await;
         tracing::info!("API server stopped");
     }
 }

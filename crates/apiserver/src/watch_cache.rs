@@ -179,7 +179,7 @@ impl WatchCache {
         store: Arc<dyn Store>,
         resources: &[ResourceInfo],
         shutdown: CancellationToken,
-    ) -> Result<Arc<Self>, StoreError> {
+    ) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>), StoreError> {
         let mut caches = Vec::new();
         let mut by_prefix = HashMap::new();
         for r in resources {
@@ -198,8 +198,8 @@ impl WatchCache {
         });
         let revision = cache.load(store.as_ref()).await?;
         let _ = tx.send(revision);
-        tokio::spawn(cache.clone().follow(store, revision, tx, shutdown));
-        Ok(cache)
+        let following = tokio::spawn(cache.clone().follow(store, revision, tx, shutdown));
+        Ok((cache, following))
     }
 
     /// The cache holding `r`'s objects.
