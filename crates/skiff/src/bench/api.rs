@@ -249,6 +249,10 @@ async fn watch_latency(
     for _ in 0..watchers {
         ready_rx.recv().await.context("a watcher failed to start")?;
     }
+    // Let the server finish setting up the watches (their responses have
+    // started, their cache subscriptions may still be settling) so the
+    // figure is steady-state delivery, not connection setup.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let mut current = probe;
     for seq in 0..changes {
         current.data = Some(BTreeMap::from([("seq".to_owned(), seq.to_string())]));
