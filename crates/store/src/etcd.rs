@@ -21,8 +21,7 @@ use futures::StreamExt;
 use crate::keys::{key_after, prefix_end};
 use crate::store::{Store, WatchStream};
 use crate::{
-    DeleteResult, Event, EventKind, KeyValue, ListOptions, ListResult, MAX_VALUE_BYTES, Result,
-    Revision, StoreError,
+    DeleteResult, Event, EventKind, KeyValue, ListOptions, ListResult, Result, Revision, StoreError,
 };
 
 /// Largest gRPC response accepted (big lists).
@@ -184,17 +183,6 @@ impl EtcdStore {
     }
 }
 
-fn check_size(key: &str, value: &Bytes) -> Result<()> {
-    if value.len() > MAX_VALUE_BYTES {
-        return Err(StoreError::ValueTooLarge {
-            key: key.into(),
-            size: value.len(),
-            limit: MAX_VALUE_BYTES,
-        });
-    }
-    Ok(())
-}
-
 /// Maps etcd's errors to the store's distinct ones where a caller must react.
 fn map_err(e: etcd_client::Error, revision: Revision) -> StoreError {
     let message = e.to_string();
@@ -263,7 +251,7 @@ impl Store for EtcdStore {
     }
 
     async fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<KeyValue> {
-        check_size(key, &value)?;
+        crate::types::check_value_size(key, &value)?;
         let full = self.full_key(key);
         let txn = Txn::new()
             .when([Compare::mod_revision(full.clone(), CompareOp::Equal, 0)])
@@ -292,7 +280,7 @@ impl Store for EtcdStore {
         expected_mod_revision: Revision,
         ttl: Option<Duration>,
     ) -> Result<KeyValue> {
-        check_size(key, &value)?;
+        crate::types::check_value_size(key, &value)?;
         let full = self.full_key(key);
         let txn = Txn::new()
             .when([Compare::mod_revision(

@@ -7,6 +7,19 @@ pub type Revision = i64;
 /// The largest value accepted, as etcd's default request limit (1.5 MiB).
 pub const MAX_VALUE_BYTES: usize = 1536 * 1024;
 
+/// Rejects values over [`MAX_VALUE_BYTES`], as etcd does, before anything
+/// is written.
+pub(crate) fn check_value_size(key: &str, value: &Bytes) -> Result<(), crate::StoreError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(crate::StoreError::ValueTooLarge {
+            key: key.into(),
+            size: value.len(),
+            limit: MAX_VALUE_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// A key with its current value and the revisions at which it was created and
 /// last modified.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -44,6 +44,21 @@ impl Registry {
         Ok(warning_header_values(&problems))
     }
 
+    /// Like [`Self::check_fields`] for a request body in any encoding
+    /// (protobuf cannot carry unknown or duplicate fields).
+    pub(super) fn check_body_fields(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<Vec<String>, ApiError> {
+        if super::body::is_protobuf(headers) {
+            return Ok(Vec::new());
+        }
+        self.check_fields(t, query, body)
+    }
+
     /// Strict checking of an object produced by a patch.
     pub(super) fn check_patched(
         &self,

@@ -46,6 +46,27 @@ fn strip_directives(value: &mut Value) {
     }
 }
 
+/// The patch kind (from Content-Type) and the parsed patch body.
+pub fn decode(headers: &http::HeaderMap, body: &[u8]) -> Result<(PatchKind, Value), ApiError> {
+    if body.len() > super::body::MAX_BODY_BYTES {
+        return Err(ApiError::too_large(
+            "Request entity too large: limit is 3145728",
+        ));
+    }
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    let kind = PatchKind::from_content_type(content_type)?;
+    let patch = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    Ok((kind, patch))
+}
+
 pub fn apply(kind: PatchKind, current: &Value, patch: &Value) -> Result<Value, ApiError> {
     let mut doc = current.clone();
     match kind {

@@ -7,7 +7,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::body::decode_object;
-use super::patch::{PatchKind, apply};
+use super::patch::apply;
 use super::write::{Part, dry_run};
 use super::{Query, Registry, Target, json_response};
 use crate::object;
@@ -129,22 +129,8 @@ impl Registry {
     ) -> Result<Response, ApiError> {
         let current = self.read_object(t).await?;
         let requested = if verb == Verb::Patch {
-            let content_type = headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_owned();
-            let patch: Value = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            apply(
-                PatchKind::from_content_type(&content_type)?,
-                &scale_of(&current),
-                &patch,
-            )?
+            let (kind, patch) = super::patch::decode(headers, &body)?;
+            apply(kind, &scale_of(&current), &patch)?
         } else {
             decode_object(headers, &body)?
         };

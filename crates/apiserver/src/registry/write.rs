@@ -118,11 +118,7 @@ impl Registry {
     ) -> Result<Response, ApiError> {
         let mut obj = decode_object(headers, &body)?;
         check_kind(t, &mut obj)?;
-        let warnings = if super::body::is_protobuf(headers) {
-            Vec::new()
-        } else {
-            self.check_fields(t, query, &body)?
-        };
+        let warnings = self.check_body_fields(t, query, headers, &body)?;
         check_namespace(t, &mut obj)?;
         let name = match (object::name(&obj), meta_str(&obj, "generateName")) {
             (Some(name), _) => name.to_owned(),
@@ -205,11 +201,7 @@ impl Registry {
     ) -> Result<Response, ApiError> {
         let mut new = decode_object(headers, &body)?;
         check_kind(t, &mut new)?;
-        let warnings = if super::body::is_protobuf(headers) {
-            Vec::new()
-        } else {
-            self.check_fields(t, query, &body)?
-        };
+        let warnings = self.check_body_fields(t, query, headers, &body)?;
         check_namespace(t, &mut new)?;
         let name = t.name.clone().unwrap_or_default();
         if object::name(&new).is_some_and(|n| n != name) {
@@ -346,23 +338,7 @@ impl Registry {
         body: Bytes,
         part: Option<Part>,
     ) -> Result<Response, ApiError> {
-        if body.len() > super::body::MAX_BODY_BYTES {
-            return Err(ApiError::too_large(
-                "Request entity too large: limit is 3145728",
-            ));
-        }
-        let content_type = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_owned();
-        let patch: Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-        let kind = super::patch::PatchKind::from_content_type(&content_type)?;
+        let (kind, patch) = super::patch::decode(headers, &body)?;
         let expected = match patch
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)

@@ -21,9 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{Store, WatchStream};
 use crate::watch_hub::{DEFAULT_WATCH_QUEUE, WatchHub};
-use crate::{
-    DeleteResult, KeyValue, ListOptions, ListResult, MAX_VALUE_BYTES, Result, Revision, StoreError,
-};
+use crate::{DeleteResult, KeyValue, ListOptions, ListResult, Result, Revision, StoreError};
 use reader::Readers;
 use writer::{Command, Reply, Request, Revisions, Writer};
 
@@ -164,17 +162,6 @@ fn expiry(ttl: Option<Duration>) -> Option<i64> {
     ttl.map(|t| now_ms().saturating_add(t.as_millis() as i64))
 }
 
-fn check_size(key: &str, value: &Bytes) -> Result<()> {
-    if value.len() > MAX_VALUE_BYTES {
-        return Err(StoreError::ValueTooLarge {
-            key: key.into(),
-            size: value.len(),
-            limit: MAX_VALUE_BYTES,
-        });
-    }
-    Ok(())
-}
-
 /// Deletes expired keys (through the writer, so watchers see the deletes)
 /// and prunes watchers that went away, until the store is dropped.
 async fn sweep_expired(
@@ -234,7 +221,7 @@ impl Store for SqliteStore {
     }
 
     async fn create(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<KeyValue> {
-        check_size(key, &value)?;
+        crate::types::check_value_size(key, &value)?;
         let command = Command::Create {
             key: key.into(),
             value,
@@ -253,7 +240,7 @@ impl Store for SqliteStore {
         expected_mod_revision: Revision,
         ttl: Option<Duration>,
     ) -> Result<KeyValue> {
-        check_size(key, &value)?;
+        crate::types::check_value_size(key, &value)?;
         let command = Command::Update {
             key: key.into(),
             value,
