@@ -53,6 +53,13 @@ impl ApiError {
         }
     }
 
+    /// The same error with another message (e.g. upstream's wording for a
+    /// precondition or binding failure).
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }

@@ -185,10 +185,3 @@ impl Registry {
         }
     }
 }
-
-impl ApiError {
-    fn with_message(mut self, message: String) -> Self {
-        self.message = message;
-        self
-    }
-}

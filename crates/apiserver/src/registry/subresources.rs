@@ -202,12 +202,12 @@ impl Registry {
         let (_, _) = self
             .update_object(t, None, dry_run(query), Part::Main, |cur| {
                 if let Some(existing) = cur.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-                    return Err(ApiError::conflict(&t.subject()).with_text(format!(
+                    return Err(ApiError::conflict(&t.subject()).with_message(format!(
                         "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{existing}\""
                     )));
                 }
                 if object::is_deleting(cur) {
-                    return Err(ApiError::conflict(&t.subject()).with_text(format!("pod {name} is being deleted, cannot be assigned to a host")));
+                    return Err(ApiError::conflict(&t.subject()).with_message(format!("pod {name} is being deleted, cannot be assigned to a host")));
                 }
                 let mut next = cur.clone();
                 next["spec"]["nodeName"] = json!(node);
@@ -228,12 +228,5 @@ impl Registry {
             StatusCode::CREATED,
             &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         ))
-    }
-}
-
-impl ApiError {
-    fn with_text(mut self, message: String) -> Self {
-        self.message = message;
-        self
     }
 }
