@@ -99,13 +99,37 @@ pub fn decode(kv: &KeyValue, r: &ResourceInfo) -> Result<Value, ApiError> {
     Ok(obj)
 }
 
-/// Sets apiVersion, kind and resourceVersion.
-pub fn stamp(obj: &mut Value, r: &ResourceInfo, revision: i64) {
+/// Sets apiVersion and kind to those of `r` (the version a client asked
+/// for; all versions of a resource share their stored objects).
+pub fn set_type(obj: &mut Value, r: &ResourceInfo) {
     if let Value::Object(map) = obj {
         map.insert("apiVersion".into(), json!(r.api_version()));
         map.insert("kind".into(), json!(r.kind));
     }
+}
+
+/// Sets apiVersion, kind and resourceVersion.
+pub fn stamp(obj: &mut Value, r: &ResourceInfo, revision: i64) {
+    set_type(obj, r);
     meta_mut(obj).insert("resourceVersion".into(), json!(revision.to_string()));
+}
+
+/// A store event as clients see it: the object (for a delete, its last
+/// state at the deletion revision) and its previous state, if any.
+pub fn decode_event(
+    event: &skiff_store::Event,
+    r: &ResourceInfo,
+) -> Option<(Value, Option<Value>)> {
+    let prev = event.prev.as_ref().and_then(|kv| decode(kv, r).ok());
+    let obj = match event.kind {
+        skiff_store::EventKind::Put => decode(&event.kv, r).ok()?,
+        skiff_store::EventKind::Delete => {
+            let mut last = prev.clone()?;
+            stamp(&mut last, r, event.revision());
+            last
+        }
+    };
+    Some((obj, prev))
 }
 
 /// What goes into the store: the object without its resourceVersion (the

@@ -73,10 +73,7 @@ impl Registry {
     ) -> Result<(Value, bool), ApiError> {
         let key = t.key()?;
         loop {
-            let current = self.read_object(t).await?;
-            let revision = object::parse_revision(
-                object::meta_str(&current, "resourceVersion").unwrap_or("0"),
-            )?;
+            let (current, revision) = self.load(t).await?;
             if let Some(uid) = &options.uid
                 && object::meta_str(&current, "uid") != Some(uid.as_str())
             {
@@ -116,7 +113,7 @@ impl Registry {
                 }
             }
             // Mark it: finalizers or the kubelet finish the deletion.
-            let (obj, _) = self
+            let obj = self
                 .update_object(t, None, dry, Part::Mark, |cur| {
                     let mut marked = cur.clone();
                     let meta = meta_mut(&mut marked);

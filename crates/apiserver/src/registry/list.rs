@@ -179,10 +179,7 @@ impl Registry {
             }
             let mut obj = Value::clone(obj);
             if restamp {
-                let rv = object::meta_str(&obj, "resourceVersion")
-                    .and_then(|r| r.parse().ok())
-                    .unwrap_or(0);
-                object::stamp(&mut obj, t.r, rv);
+                object::set_type(&mut obj, t.r);
             }
             items.push(obj);
             last_key = Some(key.clone());
@@ -245,13 +242,7 @@ impl Registry {
                     items.push(obj);
                 }
                 if limit.is_some_and(|l| items.len() >= l) {
-                    more = more
-                        || kv.key
-                            != result
-                                .items
-                                .last()
-                                .map(|k| k.key.clone())
-                                .unwrap_or_default();
+                    more = more || result.items.last().is_some_and(|l| l.key != kv.key);
                     break;
                 }
             }

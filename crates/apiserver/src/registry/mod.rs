@@ -135,8 +135,14 @@ impl Registry {
             Verb::List => self.list(&target, query, headers).await,
             Verb::Watch => self.watch(&target, query, headers).await,
             Verb::Create => self.create(&target, query, headers, body).await,
-            Verb::Update => self.replace(&target, query, headers, body, None).await,
-            Verb::Patch => self.patch(&target, query, headers, body, None).await,
+            Verb::Update => {
+                self.replace(&target, query, headers, body, write::Part::Main)
+                    .await
+            }
+            Verb::Patch => {
+                self.patch(&target, query, headers, body, write::Part::Main)
+                    .await
+            }
             Verb::Delete => self.delete(&target, query, body).await,
             Verb::DeleteCollection => self.delete_collection(&target, query, body).await,
         }

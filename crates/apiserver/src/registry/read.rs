@@ -27,13 +27,18 @@ impl Registry {
 
     /// The current object, as clients see it.
     pub(super) async fn read_object(&self, t: &Target<'_>) -> Result<serde_json::Value, ApiError> {
-        let key = t.key()?;
+        Ok(self.load(t).await?.0)
+    }
+
+    /// The current object and its revision (what a compare-and-swap
+    /// expects).
+    pub(super) async fn load(&self, t: &Target<'_>) -> Result<(serde_json::Value, i64), ApiError> {
         let kv = self
             .store
-            .get(&key)
+            .get(&t.key()?)
             .await
             .map_err(|e| ApiError::from_store(e, &t.subject()))?
             .ok_or_else(|| ApiError::not_found(&t.subject()))?;
-        object::decode(&kv, t.r)
+        Ok((object::decode(&kv, t.r)?, kv.mod_revision))
     }
 }

@@ -124,34 +124,28 @@ pub fn prepare_for_status_update(new: &mut Value, old: &Value) {
     }
 }
 
-/// The metadata a client may not change on update.
-pub fn keep_system_metadata(new: &mut Value, old: &Value) {
+/// The metadata a client may not change on update. A deletion mark (set
+/// by delete itself) may set `deletionTimestamp` and
+/// `deletionGracePeriodSeconds`; every other update keeps them as stored.
+pub fn keep_system_metadata(new: &mut Value, old: &Value, marking: bool) {
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let meta = meta_mut(new);
-    for field in [
-        "uid",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "selfLink",
-    ] {
-        match old_meta.get(field) {
+    let deletion: &[&str] = if marking {
+        &[]
+    } else {
+        &["deletionTimestamp", "deletionGracePeriodSeconds"]
+    };
+    for field in ["uid", "creationTimestamp", "selfLink"]
+        .iter()
+        .chain(deletion)
+    {
+        match old_meta.get(*field) {
             Some(v) => {
-                meta.insert(field.into(), v.clone());
+                meta.insert((*field).into(), v.clone());
             }
             None => {
-                meta.remove(field);
+                meta.remove(*field);
             }
-        }
-    }
-}
-
-/// Copies the deletion mark a delete just set from `marked` onto `new`.
-pub fn keep_deletion_mark(new: &mut Value, marked: &Value) {
-    let meta = meta_mut(new);
-    for field in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
-        if let Some(v) = marked.pointer(&format!("/metadata/{field}")) {
-            meta.insert(field.into(), v.clone());
         }
     }
 }

@@ -14,6 +14,15 @@ use crate::object;
 use crate::request::Verb;
 use crate::status::ApiError;
 
+/// `a=1,b=2` from a label map.
+fn selector_string(labels: &serde_json::Map<String, Value>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The `autoscaling/v1` Scale view of a scalable object.
 fn scale_of(obj: &Value) -> Value {
     let selector = match obj.pointer("/spec/selector") {
@@ -22,20 +31,11 @@ fn scale_of(obj: &Value) -> Value {
         {
             s.get("matchLabels")
                 .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
+                .map(selector_string)
                 .unwrap_or_default()
         }
         // ReplicationControllers: a plain map.
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-            .collect::<Vec<_>>()
-            .join(","),
+        Some(Value::Object(m)) => selector_string(m),
         _ => String::new(),
     };
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
@@ -75,14 +75,8 @@ impl Registry {
     ) -> Result<Response, ApiError> {
         match (sub, verb) {
             ("status", Verb::Get) => self.get(t, query, headers).await,
-            ("status", Verb::Update) => {
-                self.replace(t, query, headers, body, Some(Part::Status))
-                    .await
-            }
-            ("status", Verb::Patch) => {
-                self.patch(t, query, headers, body, Some(Part::Status))
-                    .await
-            }
+            ("status", Verb::Update) => self.replace(t, query, headers, body, Part::Status).await,
+            ("status", Verb::Patch) => self.patch(t, query, headers, body, Part::Status).await,
             ("scale", Verb::Get) => Ok(json_response(
                 StatusCode::OK,
                 &scale_of(&self.read_object(t).await?),
@@ -98,14 +92,14 @@ impl Registry {
                     .pointer("/spec/finalizers")
                     .cloned()
                     .unwrap_or_else(|| json!([]));
-                let (obj, code) = self
+                let obj = self
                     .update_object(t, None, dry_run(query), Part::Status, |cur| {
                         let mut next = cur.clone();
                         next["spec"]["finalizers"] = finalizers.clone();
                         Ok(next)
                     })
                     .await?;
-                Ok(json_response(code, &obj))
+                Ok(json_response(StatusCode::OK, &obj))
             }
             ("log" | "exec" | "attach" | "portforward" | "proxy", _) => {
                 self.read_object(t).await?;
@@ -149,14 +143,14 @@ impl Registry {
             Some(rv) if !rv.is_empty() && verb == Verb::Update => Some(object::parse_revision(rv)?),
             _ => None,
         };
-        let (obj, code) = self
+        let obj = self
             .update_object(t, expected, dry_run(query), Part::Main, |cur| {
                 let mut next = cur.clone();
                 next["spec"]["replicas"] = json!(replicas);
                 Ok(next)
             })
             .await?;
-        Ok(json_response(code, &scale_of(&obj)))
+        Ok(json_response(StatusCode::OK, &scale_of(&obj)))
     }
 
     /// `POST .../bindings`: the same as `pods/<name>/binding`, naming the
@@ -199,8 +193,7 @@ impl Registry {
             .ok_or_else(|| ApiError::bad_request("binding target name is required"))?
             .to_owned();
         let name = t.name.clone().unwrap_or_default();
-        let (_, _) = self
-            .update_object(t, None, dry_run(query), Part::Main, |cur| {
+        self.update_object(t, None, dry_run(query), Part::Main, |cur| {
                 if let Some(existing) = cur.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
                     return Err(ApiError::conflict(&t.subject()).with_message(format!(
                         "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{existing}\""

@@ -95,10 +95,7 @@ impl Watcher {
         let restamped;
         let obj = if self.restamp {
             let mut copy = obj.clone();
-            let rv = object::meta_str(obj, "resourceVersion")
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(0);
-            object::stamp(&mut copy, &self.r, rv);
+            object::set_type(&mut copy, &self.r);
             restamped = copy;
             &restamped
         } else {
@@ -123,18 +120,7 @@ impl Watcher {
     }
 
     fn stored(&mut self, event: &skiff_store::Event) -> Option<Bytes> {
-        let prev = event
-            .prev
-            .as_ref()
-            .and_then(|kv| object::decode(kv, &self.r).ok());
-        let obj = match event.kind {
-            EventKind::Put => object::decode(&event.kv, &self.r).ok()?,
-            EventKind::Delete => {
-                let mut last = prev.clone()?;
-                object::stamp(&mut last, &self.r, event.revision());
-                last
-            }
-        };
+        let (obj, prev) = object::decode_event(event, &self.r)?;
         let kind = self.classify(event.kind, &obj, prev.as_ref())?;
         Some(self.encode(kind, &obj))
     }

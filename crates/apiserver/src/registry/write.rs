@@ -11,7 +11,6 @@ use super::body::decode_object;
 use super::field_validation::with_warnings;
 use super::{Query, Registry, Target, json_response, strategy};
 use crate::object::{self, meta_mut, meta_str};
-use crate::request::query_flag;
 use crate::status::ApiError;
 
 /// Which part of an object a write may change.
@@ -26,27 +25,43 @@ pub enum Part {
     Mark,
 }
 
+impl Part {
+    /// The object a change of this part makes of `current`.
+    fn prepare(self, r: &crate::resources::ResourceInfo, new: &mut Value, current: &Value) {
+        match self {
+            Part::Main | Part::Mark => {
+                strategy::keep_system_metadata(new, current, self == Part::Mark);
+                strategy::prepare_for_update(r, new, current);
+            }
+            Part::Status => strategy::prepare_for_status_update(new, current),
+        }
+    }
+}
+
 pub fn dry_run(query: &Query) -> bool {
     query.get("dryRun").is_some_and(|d| d == "All")
 }
 
-/// Checks apiVersion/kind of a body against the endpoint it was sent to.
+/// Checks apiVersion/kind of a body against the endpoint it was sent to
+/// (absent ones are filled in).
 fn check_kind(t: &Target<'_>, obj: &mut Value) -> Result<(), ApiError> {
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or(t.r.kind);
-    let api_version = obj
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| t.r.api_version());
-    if kind != t.r.kind || api_version != t.r.api_version() {
+    let expected = t.r.api_version();
+    if let Some(kind) = obj.get("kind").and_then(Value::as_str)
+        && kind != t.r.kind
+    {
         return Err(ApiError::bad_request(format!(
-            "the API version in the data ({api_version}) does not match the expected API version ({})",
-            t.r.api_version()
-        ))
-        .with_kind_hint(kind, t.r.kind));
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            t.r.kind
+        )));
     }
-    obj["kind"] = json!(t.r.kind);
-    obj["apiVersion"] = json!(t.r.api_version());
+    if let Some(api_version) = obj.get("apiVersion").and_then(Value::as_str)
+        && api_version != expected
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({expected})"
+        )));
+    }
+    object::set_type(obj, t.r);
     Ok(())
 }
 
@@ -66,16 +81,6 @@ fn check_namespace(t: &Target<'_>, obj: &mut Value) -> Result<(), ApiError> {
             meta_mut(obj).insert("namespace".into(), json!(path_ns));
             Ok(())
         }
-    }
-}
-
-impl ApiError {
-    fn with_kind_hint(mut self, got: &str, want: &str) -> Self {
-        if got != want {
-            self.message =
-                format!("the kind in the data ({got}) does not match the expected kind ({want})");
-        }
-        self
     }
 }
 
@@ -190,14 +195,14 @@ impl Registry {
         }
     }
 
-    /// PUT of the main resource (`part` = None) or of `status`.
+    /// PUT of the main resource or of `status`.
     pub(super) async fn replace(
         &self,
         t: &Target<'_>,
         query: &Query,
         headers: &HeaderMap,
         body: Bytes,
-        part: Option<Part>,
+        part: Part,
     ) -> Result<Response, ApiError> {
         let mut new = decode_object(headers, &body)?;
         check_kind(t, &mut new)?;
@@ -215,8 +220,7 @@ impl Registry {
             Some(rv) => Some(object::parse_revision(rv)?),
             None => None,
         };
-        let part = part.unwrap_or(Part::Main);
-        let (obj, code) = self
+        let obj = self
             .update_object(
                 t,
                 expected,
@@ -225,7 +229,10 @@ impl Registry {
                 |_current| Ok(new.clone()),
             )
             .await?;
-        Ok(with_warnings(json_response(code, &obj), &warnings))
+        Ok(with_warnings(
+            json_response(StatusCode::OK, &obj),
+            &warnings,
+        ))
     }
 
     /// The shared update loop: read, apply `change`, keep what a client may
@@ -238,45 +245,27 @@ impl Registry {
         dry: bool,
         part: Part,
         change: F,
-    ) -> Result<(Value, StatusCode), ApiError>
+    ) -> Result<Value, ApiError>
     where
         F: Fn(&Value) -> Result<Value, ApiError>,
     {
         let key = t.key()?;
         let name = t.name.clone().unwrap_or_default();
         loop {
-            let kv = self
-                .store
-                .get(&key)
-                .await
-                .map_err(|e| ApiError::from_store(e, &t.subject()))?
-                .ok_or_else(|| ApiError::not_found(&t.subject()))?;
-            if expected.is_some_and(|rv| rv != kv.mod_revision) {
+            let (current, revision) = self.load(t).await?;
+            if expected.is_some_and(|rv| rv != revision) {
                 return Err(ApiError::conflict(&t.subject()));
             }
-            let current = object::decode(&kv, t.r)?;
             let mut new = change(&current)?;
             check_kind(t, &mut new)?;
             check_namespace(t, &mut new)?;
             meta_mut(&mut new).insert("name".into(), json!(name));
-            match part {
-                Part::Main => {
-                    strategy::keep_system_metadata(&mut new, &current);
-                    strategy::prepare_for_update(t.r, &mut new, &current);
-                }
-                Part::Mark => {
-                    let marked = new.clone();
-                    strategy::keep_system_metadata(&mut new, &current);
-                    strategy::keep_deletion_mark(&mut new, &marked);
-                    strategy::prepare_for_update(t.r, &mut new, &current);
-                }
-                Part::Status => strategy::prepare_for_status_update(&mut new, &current),
-            }
-            meta_mut(&mut new).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+            part.prepare(t.r, &mut new, &current);
+            meta_mut(&mut new).insert("resourceVersion".into(), json!(revision.to_string()));
             admit_update(t.r, &mut new, &current, &name)?;
             self.keep_allocations(t.r, &mut new, &current)?;
             if new == current {
-                return Ok((current, StatusCode::OK));
+                return Ok(current);
             }
             // The last finalizer of an object being deleted is gone: delete it.
             if object::is_deleting(&new)
@@ -284,13 +273,13 @@ impl Registry {
                 && !self.awaits_grace(t, &new)
             {
                 if dry {
-                    return Ok((new, StatusCode::OK));
+                    return Ok(new);
                 }
-                match self.store.delete(&key, Some(kv.mod_revision)).await {
+                match self.store.delete(&key, Some(revision)).await {
                     Ok(deleted) => {
                         self.after_delete(t.r, &new).await;
                         object::stamp(&mut new, t.r, deleted.revision);
-                        return Ok((new, StatusCode::OK));
+                        return Ok(new);
                     }
                     Err(StoreError::Conflict { .. } | StoreError::NotFound { .. })
                         if expected.is_none() =>
@@ -301,16 +290,16 @@ impl Registry {
                 }
             }
             if dry {
-                return Ok((new, StatusCode::OK));
+                return Ok(new);
             }
             match self
                 .store
-                .update(&key, object::encode(&new)?, kv.mod_revision, t.r.ttl)
+                .update(&key, object::encode(&new)?, revision, t.r.ttl)
                 .await
             {
                 Ok(updated) => {
                     object::stamp(&mut new, t.r, updated.mod_revision);
-                    return Ok((new, StatusCode::OK));
+                    return Ok(new);
                 }
                 Err(StoreError::Conflict { .. }) if expected.is_none() => continue,
                 Err(e) => return Err(ApiError::from_store(e, &t.subject())),
@@ -336,7 +325,7 @@ impl Registry {
         query: &Query,
         headers: &HeaderMap,
         body: Bytes,
-        part: Option<Part>,
+        part: Part,
     ) -> Result<Response, ApiError> {
         let (kind, patch) = super::patch::decode(headers, &body)?;
         let expected = match patch
@@ -346,15 +335,13 @@ impl Registry {
             Some(rv) if kind != super::patch::PatchKind::Json => Some(object::parse_revision(rv)?),
             _ => None,
         };
-        let part = part.unwrap_or(Part::Main);
-        let (obj, code) = self
+        let obj = self
             .update_object(t, expected, dry_run(query), part, |current| {
                 let patched = super::patch::apply(kind, current, &patch)?;
                 self.check_patched(t, query, &patched)?;
                 Ok(patched)
             })
             .await?;
-        let _ = query_flag(query, "force");
-        Ok(json_response(code, &obj))
+        Ok(json_response(StatusCode::OK, &obj))
     }
 }
