@@ -87,19 +87,7 @@ impl Registry {
             ("binding", Verb::Create) => self.bind(t, query, headers, body).await,
             ("eviction", Verb::Create) => self.evict(t, query).await,
             ("finalize", Verb::Update) => {
-                let new = decode_object(headers, &body)?;
-                let finalizers = new
-                    .pointer("/spec/finalizers")
-                    .cloned()
-                    .unwrap_or_else(|| json!([]));
-                let obj = self
-                    .update_object(t, None, dry_run(query), Part::Status, |cur| {
-                        let mut next = cur.clone();
-                        next["spec"]["finalizers"] = finalizers.clone();
-                        Ok(next)
-                    })
-                    .await?;
-                Ok(json_response(StatusCode::OK, &obj))
+                self.replace(t, query, headers, body, Part::Finalize).await
             }
             ("log" | "exec" | "attach" | "portforward" | "proxy", _) => {
                 self.read_object(t).await?;

@@ -23,6 +23,8 @@ pub enum Part {
     /// A deletion mark: like `Main`, but the change may set
     /// `deletionTimestamp` and `deletionGracePeriodSeconds`.
     Mark,
+    /// A namespace's `finalize` subresource: only `spec.finalizers`.
+    Finalize,
 }
 
 impl Part {
@@ -34,6 +36,11 @@ impl Part {
                 strategy::prepare_for_update(r, new, current);
             }
             Part::Status => strategy::prepare_for_status_update(new, current),
+            Part::Finalize => {
+                let finalizers = new.pointer("/spec/finalizers").cloned();
+                *new = current.clone();
+                new["spec"]["finalizers"] = finalizers.unwrap_or_else(|| json!([]));
+            }
         }
     }
 }
