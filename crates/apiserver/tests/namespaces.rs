@@ -50,12 +50,11 @@ async fn finalize_sets_the_namespace_finalizers() {
         Vec::<String>::new()
     );
     assert!(
-        stored
+        !stored
             .metadata
             .labels
             .unwrap_or_default()
-            .get("ignored")
-            .is_none()
+            .contains_key("ignored")
     );
     server.stop().await;
 }
