@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams, WatchParams};
 use serde::Serialize;
 
-use super::stats::quantile;
+use super::stats::{quantile, spread};
 
 #[derive(clap::Args)]
 pub struct ApiBenchArgs {
@@ -151,38 +151,6 @@ async fn namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
         .create(&PostParams::default(), &ns)
         .await?;
     Ok(())
-}
-
-/// Runs `per_client(api, i)` for i in 0..total spread over `clients` tasks;
-/// returns operations per second.
-async fn spread<F, Fut>(
-    api: &Api<ConfigMap>,
-    clients: usize,
-    total: usize,
-    op: F,
-) -> anyhow::Result<f64>
-where
-    F: Fn(Api<ConfigMap>, usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let (api, op) = (api.clone(), op.clone());
-            tokio::spawn(async move {
-                let mut i = c;
-                while i < total {
-                    op(api.clone(), i).await?;
-                    i += clients;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The `seq` of a MODIFIED watch line (`..."seq":"17"...`).

@@ -142,27 +142,15 @@ async fn creates(
     writers: usize,
     ops: usize,
 ) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..writers)
-        .map(|w| {
-            let store = store.clone();
-            let prefix = prefix.to_owned();
-            tokio::spawn(async move {
-                let mut i = w;
-                while i < ops {
-                    store
-                        .create(&format!("{prefix}{i:08}"), value(), None)
-                        .await?;
-                    i += writers;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
-    Ok(ops as f64 / started.elapsed().as_secs_f64())
+    let prefix = prefix.to_owned();
+    super::stats::spread(store, writers, ops, move |store, i| {
+        let key = format!("{prefix}{i:08}");
+        async move {
+            store.create(&key, value(), None).await?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// `ops` gets of existing keys from 16 concurrent readers; returns gets/s.
@@ -173,29 +161,18 @@ async fn gets(
     ops: usize,
 ) -> anyhow::Result<f64> {
     const READERS: usize = 16;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..READERS)
-        .map(|r| {
-            let store = store.clone();
-            let prefix = prefix.to_owned();
-            tokio::spawn(async move {
-                let mut i = r;
-                while i < ops {
-                    let key = format!("{prefix}{:08}", (i * 7919) % keys);
-                    store
-                        .get(&key)
-                        .await?
-                        .with_context(|| format!("{key} missing"))?;
-                    i += READERS;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
-    Ok(ops as f64 / started.elapsed().as_secs_f64())
+    let prefix = prefix.to_owned();
+    super::stats::spread(store, READERS, ops, move |store, i| {
+        let key = format!("{prefix}{:08}", (i * 7919) % keys);
+        async move {
+            store
+                .get(&key)
+                .await?
+                .with_context(|| format!("{key} missing"))?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// Median of five full lists of `prefix`, in ms.
