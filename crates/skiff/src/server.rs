@@ -153,12 +153,7 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
 
 /// Logs the allocator's view of memory (debug level) once a minute.
 async fn log_memory(shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(
-        std::env::var("SKIFF_MEMORY_LOG_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(60),
-    ));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
