@@ -135,15 +135,7 @@ async fn api_errors_are_statuses_with_upstream_codes_reasons_and_details() {
     let details = status.details.clone().expect("details");
     assert_eq!(details.kind, "ConfigMap", "{status:?}");
     assert_eq!(details.name, "Bad_Name", "{status:?}");
-    let fields: Vec<(&str, &str)> = details
-        .causes
-        .iter()
-        .map(|cause| (cause.field.as_str(), cause.reason.as_str()))
-        .collect();
-    assert!(
-        fields.contains(&("metadata.name", "FieldValueInvalid")),
-        "{status:?}"
-    );
+    let fields = cause_fields(&details);
     assert!(
         fields.contains(&("metadata.name", "FieldValueInvalid")),
         "{status:?}"
@@ -195,11 +187,7 @@ async fn api_errors_are_statuses_with_upstream_codes_reasons_and_details() {
     );
     let details = status.details.clone().expect("details");
     assert_eq!(details.group, "apps", "{status:?}");
-    let fields: Vec<(&str, &str)> = details
-        .causes
-        .iter()
-        .map(|cause| (cause.field.as_str(), cause.reason.as_str()))
-        .collect();
+    let fields = cause_fields(&details);
     assert!(
         fields.contains(&("spec.template.spec.containers", "FieldValueRequired")),
         "{status:?}"
@@ -218,4 +206,13 @@ async fn api_errors_are_statuses_with_upstream_codes_reasons_and_details() {
         .filter_map(|cm| cm.metadata.name)
         .collect();
     assert_eq!(names, ["one"]);
+}
+
+/// (field, reason) of every cause of a 422.
+fn cause_fields(details: &kube::core::response::StatusDetails) -> Vec<(&str, &str)> {
+    details
+        .causes
+        .iter()
+        .map(|cause| (cause.field.as_str(), cause.reason.as_str()))
+        .collect()
 }
