@@ -13,6 +13,8 @@
 //! * [`selectors`] — `labelSelector=` / `fieldSelector=` parsing and matching.
 //! * [`names`] — DNS names, qualified names, label values (upstream messages).
 //! * [`defaults`] — upstream defaulting per kind (`defaults::apply`).
+//! * [`shape`] — what strategic merge and server-side apply know about
+//!   each field (list types, merge keys), compiled from the schemas.
 //! * [`validation`] — create/update validation per kind
 //!   (`validation::validate_create`, `validation::validate_update`).
 //!
@@ -41,6 +43,7 @@ pub mod field_error;
 pub mod names;
 pub mod path;
 pub mod selectors;
+pub mod shape;
 pub mod validation;
 
 pub use field_error::{FieldError, FieldErrorKind, invalid_message};

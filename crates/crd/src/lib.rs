@@ -1,0 +1,1 @@
+//! CustomResourceDefinition schemas (work in progress).

@@ -1,0 +1,1 @@
+//! Server-side apply field management (work in progress).
