@@ -195,7 +195,10 @@ mod tests {
         shapes.set(
             node,
             Shape::Map {
-                fields: vec![("z".into(), Field::plain(items)), ("a".into(), Field::plain(node))],
+                fields: vec![
+                    ("z".into(), Field::plain(items)),
+                    ("a".into(), Field::plain(node)),
+                ],
                 values: None,
                 atomic: false,
             },

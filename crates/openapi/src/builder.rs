@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::operations::{self, PATH_DEFINITIONS, PathSpec, Target};
 use crate::resource::{ResourceSpec, Subresource, gv_path};
 use crate::schema_tree::{RootSpec, SchemaTree};
+use crate::shapes::{self, ShapeRoot};
 use crate::{extensions, hash, v2, v2_proto, v3};
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Patch, Status, WatchEvent};
@@ -13,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use prost::Message;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
+use skiff_apimachinery::shape::Shapes;
 use std::collections::{BTreeMap, HashSet};
 
 /// Maps a k8s-openapi scope marker type to "is it namespaced".
@@ -189,6 +191,17 @@ impl OpenApiBuilder {
             }),
         );
 
+        let shapes = shapes::compile(
+            &defs,
+            &custom_names,
+            self.entries.iter().map(|e| ShapeRoot {
+                group: &e.spec.group,
+                version: &e.spec.version,
+                kind: &e.spec.kind,
+                definition: &e.definition,
+            }),
+        );
+
         let mut paths_by_gv: BTreeMap<String, Vec<PathSpec>> = BTreeMap::new();
         for (entry, list) in self.entries.iter().zip(&list_names) {
             let target = Target {
@@ -229,6 +242,7 @@ impl OpenApiBuilder {
             v3_index,
             v3_documents,
             fields,
+            shapes,
         })
     }
 
@@ -274,6 +288,8 @@ pub struct OpenApi {
     /// Every kind's schema compiled for field validation
     /// ([`crate::field_validation`]).
     fields: SchemaTree,
+    /// Every kind's list/map topology and patch metadata.
+    shapes: Shapes,
 }
 
 impl OpenApi {
@@ -320,6 +336,12 @@ impl OpenApi {
     /// Every resource described, in the order added.
     pub fn resources(&self) -> &[ResourceSpec] {
         &self.resources
+    }
+
+    /// What strategic merge patch and server-side apply need to know about
+    /// every kind's fields.
+    pub fn shapes(&self) -> &Shapes {
+        &self.shapes
     }
 
     /// The compiled schemas field validation walks.

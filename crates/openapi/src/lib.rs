@@ -44,6 +44,7 @@ mod hash;
 mod operations;
 mod resource;
 mod schema_tree;
+mod shapes;
 mod v2;
 mod v2_proto;
 mod v3;
