@@ -60,7 +60,7 @@ fn subresource_verbs(sub: &str) -> &'static [&'static str] {
 }
 
 /// The kind a subresource answers with.
-fn subresource_kind(r: &ResourceInfo, sub: &str) -> (&'static str, &'static str, &'static str) {
+fn subresource_kind<'a>(r: &'a ResourceInfo, sub: &str) -> (&'a str, &'a str, &'a str) {
     match sub {
         "scale" => ("autoscaling", "v1", "Scale"),
         "binding" => ("", "v1", "Binding"),
@@ -69,7 +69,7 @@ fn subresource_kind(r: &ResourceInfo, sub: &str) -> (&'static str, &'static str,
         "exec" | "attach" => ("", "v1", "PodExecOptions"),
         "portforward" => ("", "v1", "PodPortForwardOptions"),
         "log" | "proxy" => ("", "v1", "Pod"),
-        _ => (r.group, r.version, r.kind),
+        _ => (&r.group, &r.version, &r.kind),
     }
 }
 
@@ -78,7 +78,7 @@ fn storage_version_hash(r: &ResourceInfo) -> String {
     use base64::Engine;
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (r.group, r.version, r.kind).hash(&mut h);
+    (&r.group, &r.version, &r.kind).hash(&mut h);
     base64::engine::general_purpose::STANDARD.encode(h.finish().to_be_bytes())[..11].to_owned()
 }
 

@@ -3,6 +3,7 @@
 //! verbs, short names, subresources, storage key).
 
 use std::any::TypeId;
+use std::borrow::Cow;
 use std::time::Duration;
 
 use k8s_openapi::api::{
@@ -26,18 +27,22 @@ pub const ALL_VERBS: &[&str] = &[
     "watch",
 ];
 
+/// A name in the table: static for built-in kinds, owned for custom
+/// resources.
+pub type Name = Cow<'static, str>;
+
 /// One served resource (one group/version/plural).
 #[derive(Debug, Clone)]
 pub struct ResourceInfo {
-    pub group: &'static str,
-    pub version: &'static str,
-    pub kind: &'static str,
-    pub list_kind: &'static str,
-    pub plural: &'static str,
+    pub group: Name,
+    pub version: Name,
+    pub kind: Name,
+    pub list_kind: Name,
+    pub plural: Name,
     pub namespaced: bool,
     pub verbs: &'static [&'static str],
-    pub short_names: &'static [&'static str],
-    pub categories: &'static [&'static str],
+    pub short_names: Vec<Name>,
+    pub categories: Vec<Name>,
     pub subresources: &'static [&'static str],
     /// Stored objects expire after this long (Events: one hour, as upstream).
     pub ttl: Option<Duration>,
@@ -50,15 +55,15 @@ impl ResourceInfo {
         subresources: &'static [&'static str],
     ) -> Self {
         ResourceInfo {
-            group: T::GROUP,
-            version: T::VERSION,
-            kind: T::KIND,
-            list_kind: T::LIST_KIND,
-            plural: T::URL_PATH_SEGMENT,
+            group: T::GROUP.into(),
+            version: T::VERSION.into(),
+            kind: T::KIND.into(),
+            list_kind: T::LIST_KIND.into(),
+            plural: T::URL_PATH_SEGMENT.into(),
             namespaced: TypeId::of::<T::Scope>() == TypeId::of::<NamespaceResourceScope>(),
             verbs: ALL_VERBS,
-            short_names,
-            categories,
+            short_names: short_names.iter().map(|n| Name::Borrowed(*n)).collect(),
+            categories: categories.iter().map(|n| Name::Borrowed(*n)).collect(),
             subresources,
             ttl: None,
         }
@@ -67,7 +72,7 @@ impl ResourceInfo {
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
-            self.version.to_owned()
+            self.version.to_string()
         } else {
             format!("{}/{}", self.group, self.version)
         }
@@ -207,15 +212,15 @@ pub fn builtin() -> Vec<ResourceInfo> {
     list.insert(
         1,
         ResourceInfo {
-            group: "",
-            version: "v1",
-            kind: "Binding",
-            list_kind: "",
-            plural: "bindings",
+            group: "".into(),
+            version: "v1".into(),
+            kind: "Binding".into(),
+            list_kind: "".into(),
+            plural: "bindings".into(),
             namespaced: true,
             verbs: &["create"],
-            short_names: NONE,
-            categories: NONE,
+            short_names: Vec::new(),
+            categories: Vec::new(),
             subresources: NONE,
             ttl: None,
         },
@@ -233,16 +238,18 @@ pub fn builtin() -> Vec<ResourceInfo> {
 
 /// Group versions in discovery order; the first version of a group is its
 /// preferred version.
-pub fn group_versions(resources: &[ResourceInfo]) -> Vec<(&'static str, Vec<&'static str>)> {
-    let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+pub fn group_versions<'a>(
+    resources: impl IntoIterator<Item = &'a ResourceInfo>,
+) -> Vec<(&'a str, Vec<&'a str>)> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
     for r in resources {
         match groups.iter_mut().find(|(g, _)| *g == r.group) {
             Some((_, versions)) => {
-                if !versions.contains(&r.version) {
-                    versions.push(r.version);
+                if !versions.contains(&r.version.as_ref()) {
+                    versions.push(&r.version);
                 }
             }
-            None => groups.push((r.group, vec![r.version])),
+            None => groups.push((&r.group, vec![&r.version])),
         }
     }
     groups

@@ -10,18 +10,18 @@ use crate::status::ApiError;
 fn invalid(r: &ResourceInfo, name: &str, errors: &[FieldError]) -> ApiError {
     let causes = errors.iter().map(FieldError::cause).collect();
     ApiError::invalid(
-        r.kind,
-        r.group,
+        &r.kind,
+        &r.group,
         name,
-        invalid_message(r.group, r.kind, name, errors),
+        invalid_message(&r.group, &r.kind, name, errors),
         causes,
     )
 }
 
 /// Fills in defaults, then validates a new object.
 pub fn admit_create(r: &ResourceInfo, obj: &mut Value, name: &str) -> Result<(), ApiError> {
-    defaults::apply(r.group, r.kind, obj);
-    let errors = validation::validate_create(r.group, r.kind, obj);
+    defaults::apply(&r.group, &r.kind, obj);
+    let errors = validation::validate_create(&r.group, &r.kind, obj);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -36,8 +36,8 @@ pub fn admit_update(
     old: &Value,
     name: &str,
 ) -> Result<(), ApiError> {
-    defaults::apply(r.group, r.kind, new);
-    let errors = validation::validate_update(r.group, r.kind, new, old);
+    defaults::apply(&r.group, &r.kind, new);
+    let errors = validation::validate_update(&r.group, &r.kind, new, old);
     if errors.is_empty() {
         Ok(())
     } else {

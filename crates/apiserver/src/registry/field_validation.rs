@@ -30,14 +30,14 @@ impl Registry {
         }
         let problems = self
             .openapi
-            .field_problems(t.r.group, t.r.version, t.r.kind, body);
+            .field_problems(&t.r.group, &t.r.version, &t.r.kind, body);
         if problems.is_empty() {
             return Ok(Vec::new());
         }
         if level == FieldValidation::Strict {
             return Err(ApiError::bad_request(strict_error_message(
-                t.r.kind,
-                t.r.version,
+                &t.r.kind,
+                &t.r.version,
                 &problems,
             )));
         }
@@ -71,7 +71,7 @@ impl Registry {
         }
         let unknown = self
             .openapi
-            .unknown_fields(t.r.group, t.r.version, t.r.kind, obj);
+            .unknown_fields(&t.r.group, &t.r.version, &t.r.kind, obj);
         if unknown.is_empty() {
             return Ok(());
         }

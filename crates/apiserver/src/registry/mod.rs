@@ -58,8 +58,8 @@ pub struct Target<'a> {
 impl Target<'_> {
     fn subject(&self) -> crate::status::Subject<'_> {
         crate::status::Subject {
-            group: self.r.group,
-            resource: self.r.plural,
+            group: &self.r.group,
+            resource: &self.r.plural,
             name: self.name.as_deref().unwrap_or(""),
         }
     }

@@ -6,7 +6,7 @@ use skiff_apimachinery::selectors::{FieldSelector, LabelSelector};
 
 use super::Query;
 use crate::object;
-use crate::resources::ResourceInfo;
+use crate::resources::{Name, ResourceInfo};
 use crate::status::ApiError;
 
 pub struct Selection {
@@ -14,8 +14,8 @@ pub struct Selection {
     fields: Option<FieldSelector>,
     /// A watch of one object (`fieldSelector=metadata.name=x` or a name path).
     name: Option<String>,
-    group: &'static str,
-    kind: &'static str,
+    group: Name,
+    kind: Name,
 }
 
 impl Selection {
@@ -35,7 +35,7 @@ impl Selection {
             Some(s) => {
                 let f =
                     FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                f.validate_for(r.group, r.kind)
+                f.validate_for(&r.group, &r.kind)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 Some(f)
             }
@@ -45,8 +45,8 @@ impl Selection {
             labels,
             fields,
             name: name.map(str::to_owned),
-            group: r.group,
-            kind: r.kind,
+            group: r.group.clone(),
+            kind: r.kind.clone(),
         })
     }
 
@@ -67,7 +67,7 @@ impl Selection {
             return false;
         }
         if let Some(fields) = &self.fields
-            && !fields.matches(self.group, self.kind, obj)
+            && !fields.matches(&self.group, &self.kind, obj)
         {
             return false;
         }

@@ -9,9 +9,9 @@ use crate::resources::ResourceInfo;
 
 /// Kinds whose spec changes bump `metadata.generation`.
 pub fn tracks_generation(r: &ResourceInfo, obj: &Value) -> bool {
-    obj.get("spec").is_some() && !matches!(r.kind, "Namespace" | "Node" | "Service")
+    obj.get("spec").is_some() && !matches!(r.kind.as_ref(), "Namespace" | "Node" | "Service")
         || matches!(
-            r.kind,
+            r.kind.as_ref(),
             "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
         )
 }
@@ -57,7 +57,7 @@ pub fn prepare_for_create(r: &ResourceInfo, obj: &mut Value) {
     if tracks_generation(r, obj) {
         meta_mut(obj).insert("generation".into(), json!(1));
     }
-    match (r.group, r.kind) {
+    match (r.group.as_ref(), r.kind.as_ref()) {
         ("", "Pod") => {
             let qos = qos_class(obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
@@ -81,7 +81,7 @@ pub fn prepare_for_create(r: &ResourceInfo, obj: &mut Value) {
 
 /// What an update of the main resource keeps from the stored object.
 pub fn prepare_for_update(r: &ResourceInfo, new: &mut Value, old: &Value) {
-    if has_status(r) && !matches!(r.kind, "Node") {
+    if has_status(r) && !matches!(r.kind.as_ref(), "Node") {
         match old.get("status") {
             Some(status) => new["status"] = status.clone(),
             None => {

@@ -144,8 +144,8 @@ impl Registry {
                 );
                 let cause = json!({"reason": "FieldValueRequired", "message": "Required value: name or generateName is required", "field": "metadata.name"});
                 return Err(ApiError::invalid(
-                    t.r.kind,
-                    t.r.group,
+                    &t.r.kind,
+                    &t.r.group,
                     "",
                     message,
                     vec![cause],
