@@ -39,10 +39,10 @@ fn default_node(s: &Structural, v: &mut Value) {
                 if let Some(prop) = s.properties.get(k) {
                     default_node(prop, child);
                 } else if let Some(ap) = additional {
-                    if non_nullable_null(child, ap) {
-                        if let Some(d) = &ap.default {
-                            *child = d.clone();
-                        }
+                    if non_nullable_null(child, ap)
+                        && let Some(d) = &ap.default
+                    {
+                        *child = d.clone();
                     }
                     default_node(ap, child);
                 }
@@ -53,10 +53,10 @@ fn default_node(s: &Structural, v: &mut Value) {
                 return;
             };
             for it in items.iter_mut() {
-                if non_nullable_null(it, item_schema) {
-                    if let Some(d) = &item_schema.default {
-                        *it = d.clone();
-                    }
+                if non_nullable_null(it, item_schema)
+                    && let Some(d) = &item_schema.default
+                {
+                    *it = d.clone();
                 }
                 default_node(item_schema, it);
             }

@@ -108,7 +108,7 @@ fn is_cidr(s: &str) -> bool {
 
 fn is_base64(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return false;
     }
     let body = b.iter().rposition(|c| *c != b'=').map_or(0, |i| i + 1);

@@ -77,18 +77,18 @@ fn validate_node(s: &Structural, v: &Value, path: &Path, errs: &mut Vec<FieldErr
         }
         _ => {}
     }
-    if let Some(values) = &s.validation.enum_values {
-        if !values.iter().any(|e| json_eq(e, v)) {
-            let shown: Vec<String> = values
-                .iter()
-                .map(|e| match e {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect();
-            let refs: Vec<&str> = shown.iter().map(String::as_str).collect();
-            errs.push(FieldError::not_supported(path, v.clone(), &refs));
-        }
+    if let Some(values) = &s.validation.enum_values
+        && !values.iter().any(|e| json_eq(e, v))
+    {
+        let shown: Vec<String> = values
+            .iter()
+            .map(|e| match e {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        let refs: Vec<&str> = shown.iter().map(String::as_str).collect();
+        errs.push(FieldError::not_supported(path, v.clone(), &refs));
     }
 }
 
@@ -140,10 +140,10 @@ fn junctors(s: &Structural, v: &Value, path: &Path, errs: &mut Vec<FieldError>) 
                     path.as_str()
                 ),
             ));
-            if valid == 0 {
-                if let Some(best) = rs.into_iter().min_by_key(Vec::len) {
-                    errs.extend(best);
-                }
+            if valid == 0
+                && let Some(best) = rs.into_iter().min_by_key(Vec::len)
+            {
+                errs.extend(best);
             }
         }
     }
@@ -166,19 +166,19 @@ fn too_many(path: &Path, actual: usize, max: u64) -> FieldError {
 
 fn object(s: &Structural, m: &Map<String, Value>, path: &Path, errs: &mut Vec<FieldError>) {
     let vv = &s.validation;
-    if let Some(max) = vv.max_properties {
-        if m.len() as u64 > max {
-            errs.push(too_many(path, m.len(), max));
-        }
+    if let Some(max) = vv.max_properties
+        && m.len() as u64 > max
+    {
+        errs.push(too_many(path, m.len(), max));
     }
-    if let Some(min) = vv.min_properties {
-        if (m.len() as u64) < min {
-            errs.push(FieldError::invalid(
-                path,
-                m.len(),
-                format!("{} should have at least {min} properties", subject(path)),
-            ));
-        }
+    if let Some(min) = vv.min_properties
+        && (m.len() as u64) < min
+    {
+        errs.push(FieldError::invalid(
+            path,
+            m.len(),
+            format!("{} should have at least {min} properties", subject(path)),
+        ));
     }
     for key in &s.required {
         if !m.contains_key(key) {
@@ -249,32 +249,32 @@ fn embedded_resource(m: &Map<String, Value>, path: &Path, errs: &mut Vec<FieldEr
             )),
         }
     }
-    if let Some(meta) = m.get("metadata") {
-        if !meta.is_object() {
-            errs.push(FieldError::invalid(
-                &path.child("metadata"),
-                meta.clone(),
-                "must be an object",
-            ));
-        }
+    if let Some(meta) = m.get("metadata")
+        && !meta.is_object()
+    {
+        errs.push(FieldError::invalid(
+            &path.child("metadata"),
+            meta.clone(),
+            "must be an object",
+        ));
     }
 }
 
 fn array(s: &Structural, items: &[Value], path: &Path, errs: &mut Vec<FieldError>) {
     let vv = &s.validation;
-    if let Some(max) = vv.max_items {
-        if items.len() as u64 > max {
-            errs.push(too_many(path, items.len(), max));
-        }
+    if let Some(max) = vv.max_items
+        && items.len() as u64 > max
+    {
+        errs.push(too_many(path, items.len(), max));
     }
-    if let Some(min) = vv.min_items {
-        if (items.len() as u64) < min {
-            errs.push(FieldError::invalid(
-                path,
-                items.len(),
-                format!("{} should have at least {min} items", subject(path)),
-            ));
-        }
+    if let Some(min) = vv.min_items
+        && (items.len() as u64) < min
+    {
+        errs.push(FieldError::invalid(
+            path,
+            items.len(),
+            format!("{} should have at least {min} items", subject(path)),
+        ));
     }
     if vv.unique_items && !unique_duplicates(items).is_empty() {
         errs.push(FieldError::invalid(
@@ -337,31 +337,31 @@ fn list_map_duplicates(keys: &[String], items: &[Value], path: &Path, errs: &mut
 fn string(s: &Structural, st: &str, v: &Value, path: &Path, errs: &mut Vec<FieldError>) {
     let vv = &s.validation;
     let len = st.chars().count() as u64;
-    if let Some(max) = vv.max_length {
-        if len > max {
-            errs.push(FieldError::too_long(
-                path,
-                usize::try_from(max).unwrap_or(usize::MAX),
-            ));
-        }
+    if let Some(max) = vv.max_length
+        && len > max
+    {
+        errs.push(FieldError::too_long(
+            path,
+            usize::try_from(max).unwrap_or(usize::MAX),
+        ));
     }
-    if let Some(min) = vv.min_length {
-        if len < min {
-            errs.push(FieldError::invalid(
-                path,
-                v.clone(),
-                format!("{} should be at least {min} chars long", subject(path)),
-            ));
-        }
+    if let Some(min) = vv.min_length
+        && len < min
+    {
+        errs.push(FieldError::invalid(
+            path,
+            v.clone(),
+            format!("{} should be at least {min} chars long", subject(path)),
+        ));
     }
-    if let Some(p) = &vv.pattern {
-        if !p.is_match(st) {
-            errs.push(FieldError::invalid(
-                path,
-                v.clone(),
-                format!("{} should match '{}'", subject(path), p.as_str()),
-            ));
-        }
+    if let Some(p) = &vv.pattern
+        && !p.is_match(st)
+    {
+        errs.push(FieldError::invalid(
+            path,
+            v.clone(),
+            format!("{} should match '{}'", subject(path), p.as_str()),
+        ));
     }
     if !s.format.is_empty() && !format::matches(&s.format, st) {
         errs.push(FieldError {
@@ -375,16 +375,16 @@ fn string(s: &Structural, st: &str, v: &Value, path: &Path, errs: &mut Vec<Field
 
 fn number(s: &Structural, f: f64, v: &Value, path: &Path, errs: &mut Vec<FieldError>) {
     let vv = &s.validation;
-    if let Some(m) = vv.multiple_of {
-        if m > 0.0 {
-            let q = f / m;
-            if q.is_finite() && q.fract() != 0.0 {
-                errs.push(FieldError::invalid(
-                    path,
-                    v.clone(),
-                    format!("{} should be a multiple of {}", subject(path), go_number(m)),
-                ));
-            }
+    if let Some(m) = vv.multiple_of
+        && m > 0.0
+    {
+        let q = f / m;
+        if q.is_finite() && q.fract() != 0.0 {
+            errs.push(FieldError::invalid(
+                path,
+                v.clone(),
+                format!("{} should be a multiple of {}", subject(path), go_number(m)),
+            ));
         }
     }
     if let Some(max) = vv.maximum {
