@@ -133,7 +133,7 @@ mod tests {
             Path::fields(&["spec", "replicas"]),
         );
         assert_eq!(
-            conflict_message(&[c.clone()]),
+            conflict_message(std::slice::from_ref(&c)),
             r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas"#
         );
         assert_eq!(

@@ -21,10 +21,10 @@ pub(crate) fn ensure_named(schema: Schema<'_>, set: &FieldSet, ty: Ty) -> FieldS
         children: Default::default(),
     };
     for (pe, child) in &set.children {
-        if let PathElement::Field(name) = pe {
-            if schema.is_named_field(ty, name) {
-                out.members.insert(pe.clone());
-            }
+        if let PathElement::Field(name) = pe
+            && schema.is_named_field(ty, name)
+        {
+            out.members.insert(pe.clone());
         }
         let child_ty = schema.child_ty(ty, pe);
         out.children
