@@ -135,10 +135,10 @@ proptest! {
         for (idx, name, val) in &extras {
             let (ptr, prefix) = &slots[idx.index(slots.len())];
             let target = if ptr.is_empty() { Some(&mut decorated) } else { decorated.pointer_mut(ptr) };
-            if let Some(Value::Object(m)) = target {
-                if m.insert(name.clone(), json!(val)).is_none() {
-                    expected.push(format!("{prefix}{name}"));
-                }
+            if let Some(Value::Object(m)) = target
+                && m.insert(name.clone(), json!(val)).is_none()
+            {
+                expected.push(format!("{prefix}{name}"));
             }
         }
         let mut removed = s.prune(&mut decorated);
