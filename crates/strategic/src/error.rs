@@ -12,7 +12,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatchError {
     /// The patch (or the object being patched) is not a JSON object.
-    #[error("invalid JSON document: the {what} of a strategic merge patch must be a JSON object, not {found}")]
+    #[error(
+        "invalid JSON document: the {what} of a strategic merge patch must be a JSON object, not {found}"
+    )]
     NotAnObject {
         what: &'static str,
         found: &'static str,

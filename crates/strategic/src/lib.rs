@@ -40,11 +40,12 @@ use skiff_apimachinery::shape::{ShapeId, Shapes};
 use crate::error::json_type;
 use crate::merge::Merger;
 
-/// How deep the original or the patch may nest. The merge recurses once per
-/// level, so this bounds its stack use (well inside a 2 MiB thread stack);
-/// real objects nest a few dozen levels, and serde_json's parser stops at
+/// How deep the original or the patch may nest. The merge recurses a few
+/// frames per level, so this bounds its stack use: at this depth it still
+/// fits a 2 MiB thread stack (tokio's worker default) in a debug build.
+/// Real objects nest a few dozen levels, and serde_json's parser stops at
 /// 128 anyway.
-pub const MAX_DEPTH: usize = 1000;
+pub const MAX_DEPTH: usize = 256;
 
 /// Applies the strategic merge patch `patch` to `original`, an object of
 /// the kind whose root shape is `root` in `shapes`, and returns the

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 use skiff_apimachinery::shape::{PatchStrategy, Shape, ShapeId, Shapes};
 
-use crate::error::{go_fmt, go_type, PatchError};
-use crate::order::{idents, normalize, Ident};
+use crate::error::{PatchError, go_fmt, go_type};
+use crate::order::{Ident, idents, normalize};
 
 /// `$patch`: `replace`, `merge` or `delete` the map (or list item) it is in.
 pub(crate) const PATCH: &str = "$patch";
@@ -130,12 +130,8 @@ impl<'s> Merger<'s> {
                 continue;
             }
             if let Some(rest) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
-                let name = rest
-                    .strip_prefix('/')
-                    .ok_or(PatchError::BadPrimitiveList)?;
-                let values = patch_value
-                    .as_array()
-                    .ok_or(PatchError::BadPrimitiveList)?;
+                let name = rest.strip_prefix('/').ok_or(PatchError::BadPrimitiveList)?;
+                let values = patch_value.as_array().ok_or(PatchError::BadPrimitiveList)?;
                 deletions.push((name, values));
                 continue;
             }
@@ -455,7 +451,7 @@ fn objects(original: &[Value], patch: &[Value]) -> Result<bool, PatchError> {
                         go_fmt(&Value::Array(original.to_vec())),
                         go_fmt(&Value::Array(patch.to_vec()))
                     ),
-                })
+                });
             }
             Some(_) => {}
         }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::error::{go_fmt, go_type, PatchError};
+use crate::error::{PatchError, go_fmt, go_type};
 
 /// Identity of a list item for matching and ordering: its merge key value
 /// (lists of objects) or the value itself (lists of scalars). Equality is
