@@ -3,6 +3,7 @@
 //! (`apidiscovery.k8s.io` v2 / v2beta1), chosen by the client's Accept.
 
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use crate::resources::{ResourceInfo, group_versions};
 
@@ -90,8 +91,8 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
-pub fn api_group_list(resources: &[ResourceInfo]) -> Value {
-    let groups: Vec<Value> = group_versions(resources)
+pub fn api_group_list(resources: &[Arc<ResourceInfo>]) -> Value {
+    let groups: Vec<Value> = group_versions(resources.iter().map(|r| &**r))
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, versions)| group_json(g, &versions))
@@ -109,8 +110,8 @@ fn group_json(group: &str, versions: &[&str]) -> Value {
 }
 
 /// `/apis/<group>`, if the group exists.
-pub fn api_group(resources: &[ResourceInfo], group: &str) -> Option<Value> {
-    let (g, versions) = group_versions(resources)
+pub fn api_group(resources: &[Arc<ResourceInfo>], group: &str) -> Option<Value> {
+    let (g, versions) = group_versions(resources.iter().map(|r| &**r))
         .into_iter()
         .find(|(g, _)| *g == group && !g.is_empty())?;
     let mut doc = group_json(g, &versions);
@@ -120,10 +121,15 @@ pub fn api_group(resources: &[ResourceInfo], group: &str) -> Option<Value> {
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`, if that group-version exists.
-pub fn api_resource_list(resources: &[ResourceInfo], group: &str, version: &str) -> Option<Value> {
+pub fn api_resource_list(
+    resources: &[Arc<ResourceInfo>],
+    group: &str,
+    version: &str,
+) -> Option<Value> {
     let matching: Vec<&ResourceInfo> = resources
         .iter()
         .filter(|r| r.group == group && r.version == version)
+        .map(|r| &**r)
         .collect();
     if matching.is_empty() {
         return None;
@@ -175,8 +181,8 @@ pub fn api_resource_list(resources: &[ResourceInfo], group: &str, version: &str)
 }
 
 /// Aggregated discovery for `/api` (core only) or `/apis` (every group).
-pub fn aggregated(resources: &[ResourceInfo], core: bool, variant: Aggregated) -> Value {
-    let items: Vec<Value> = group_versions(resources)
+pub fn aggregated(resources: &[Arc<ResourceInfo>], core: bool, variant: Aggregated) -> Value {
+    let items: Vec<Value> = group_versions(resources.iter().map(|r| &**r))
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
         .map(|(group, versions)| {
@@ -186,7 +192,7 @@ pub fn aggregated(resources: &[ResourceInfo], core: bool, variant: Aggregated) -
                     let entries: Vec<Value> = resources
                         .iter()
                         .filter(|r| r.group == group && r.version == *version)
-                        .map(aggregated_resource)
+                        .map(|r| aggregated_resource(r))
                         .collect();
                     json!({"version": version, "resources": entries, "freshness": "Current"})
                 })
@@ -242,7 +248,12 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::builtin;
+    fn builtin() -> Vec<Arc<ResourceInfo>> {
+        crate::resources::builtin()
+            .into_iter()
+            .map(Arc::new)
+            .collect()
+    }
 
     #[test]
     fn accept_header_selects_the_variant() {

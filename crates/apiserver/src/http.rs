@@ -24,7 +24,6 @@ pub struct App {
     pub registry: Registry,
     /// `host:port` clients should use (discovery's serverAddress).
     pub server_address: String,
-    pub openapi: Arc<skiff_openapi::OpenApi>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -126,10 +125,12 @@ async fn serve(
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if let Some(answer) = crate::openapi::serve(&app.openapi, path, query, headers) {
+    if let Some(answer) =
+        crate::openapi::serve(&app.registry.openapi.current(), path, query, headers)
+    {
         return answer;
     }
-    let resources = &app.registry.resources;
+    let resources = &*app.registry.resources.snapshot();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let discovery = match parts.as_slice() {
         ["api"] => Some(match Aggregated::from_accept(accept) {

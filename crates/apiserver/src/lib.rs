@@ -7,6 +7,7 @@
 
 mod allocator;
 mod bootstrap;
+mod crd;
 mod discovery;
 mod http;
 mod object;
@@ -154,9 +155,14 @@ impl ApiServer {
     /// watches and lets in-flight requests finish.
     pub async fn run(self, shutdown: CancellationToken) {
         let store = self.config.store.clone();
-        let resources = resources::builtin();
+        let resources = resources::ResourceTable::new(resources::builtin());
         let (cache, following) = loop {
-            match watch_cache::WatchCache::start(store.clone(), &resources, shutdown.clone()).await
+            match watch_cache::WatchCache::start(
+                store.clone(),
+                &resources.snapshot(),
+                shutdown.clone(),
+            )
+            .await
             {
                 Ok(started) => break started,
                 Err(e) => {
@@ -168,22 +174,23 @@ impl ApiServer {
                 }
             }
         };
-        let openapi = Arc::new(self.openapi);
         let app = Arc::new(http::App {
             registry: registry::Registry {
                 store: store.clone(),
                 resources,
                 allocator: allocator::Allocator::new(store, self.config.ranges.clone()),
                 cache,
-                openapi: openapi.clone(),
+                openapi: openapi::Documents::new(self.openapi),
                 shutdown: shutdown.clone(),
             },
             server_address: self.local_addr.to_string(),
-            openapi,
         });
+        crd::sync(&app).await;
+        let crds = tokio::spawn(crd::run(app.clone(), shutdown.clone()));
         tracing::info!(addr = %self.local_addr, "API server listening");
         serve::serve(self.listener, self.tls, http::router(app), shutdown).await;
         let _ = following.await;
+        let _ = crds.await;
         tracing::info!("API server stopped");
     }
 }

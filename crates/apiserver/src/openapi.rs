@@ -1,6 +1,8 @@
 //! Serving the OpenAPI documents kubectl needs before `create -f`/`apply -f`:
 //! `/openapi/v3` (1.29+) and `/openapi/v2` as protobuf (1.27, 1.28) or JSON.
 
+use std::sync::{Arc, RwLock};
+
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -23,6 +25,24 @@ fn bytes(content_type: &'static str, body: &[u8], immutable: bool) -> Response {
         Bytes::copy_from_slice(body),
     )
         .into_response()
+}
+
+/// The current documents. Requests take the `Arc` and keep serving from
+/// it while a CustomResourceDefinition change swaps in a rebuilt set.
+pub struct Documents(RwLock<Arc<OpenApi>>);
+
+impl Documents {
+    pub fn new(docs: OpenApi) -> Documents {
+        Documents(RwLock::new(Arc::new(docs)))
+    }
+
+    pub fn current(&self) -> Arc<OpenApi> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace(&self, docs: OpenApi) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(docs);
+    }
 }
 
 /// Answers `/openapi/...` paths, or `None` if `path` is not one.

@@ -4,6 +4,7 @@
 
 use std::any::TypeId;
 use std::borrow::Cow;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::api::{
@@ -13,6 +14,7 @@ use k8s_openapi::api::{
     events::v1 as events, networking::v1 as networking, node::v1 as node, policy::v1 as policy,
     rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::{ListableResource, NamespaceResourceScope, Resource};
 
 /// Every verb of a normal resource, as discovery lists them.
@@ -32,7 +34,7 @@ pub const ALL_VERBS: &[&str] = &[
 pub type Name = Cow<'static, str>;
 
 /// One served resource (one group/version/plural).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResourceInfo {
     pub group: Name,
     pub version: Name,
@@ -46,6 +48,8 @@ pub struct ResourceInfo {
     pub subresources: &'static [&'static str],
     /// Stored objects expire after this long (Events: one hour, as upstream).
     pub ttl: Option<Duration>,
+    /// The definition of a custom resource.
+    pub custom: Option<Arc<crate::crd::CustomInfo>>,
 }
 
 impl ResourceInfo {
@@ -66,6 +70,7 @@ impl ResourceInfo {
             categories: categories.iter().map(|n| Name::Borrowed(*n)).collect(),
             subresources,
             ttl: None,
+            custom: None,
         }
     }
 
@@ -205,6 +210,12 @@ pub fn builtin() -> Vec<ResourceInfo> {
         ResourceInfo::of::<coordination::Lease>(NONE, NONE, NONE),
         // node.k8s.io/v1
         ResourceInfo::of::<node::RuntimeClass>(NONE, NONE, NONE),
+        // apiextensions.k8s.io/v1
+        ResourceInfo::of::<apiextensions::CustomResourceDefinition>(
+            &["crd", "crds"],
+            API_EXTENSIONS,
+            STATUS,
+        ),
         // discovery.k8s.io/v1
         ResourceInfo::of::<discovery::EndpointSlice>(NONE, NONE, NONE),
     ];
@@ -223,6 +234,7 @@ pub fn builtin() -> Vec<ResourceInfo> {
             categories: Vec::new(),
             subresources: NONE,
             ttl: None,
+            custom: None,
         },
     );
     for r in &mut list {
@@ -234,6 +246,51 @@ pub fn builtin() -> Vec<ResourceInfo> {
         }
     }
     list
+}
+
+/// The served resources: the built-in ones, then those of the current
+/// CustomResourceDefinitions. Requests take a snapshot; the CRD controller
+/// swaps the custom part.
+pub struct ResourceTable {
+    builtin: usize,
+    all: RwLock<Arc<[Arc<ResourceInfo>]>>,
+}
+
+impl ResourceTable {
+    pub fn new(builtin: Vec<ResourceInfo>) -> ResourceTable {
+        ResourceTable {
+            builtin: builtin.len(),
+            all: RwLock::new(builtin.into_iter().map(Arc::new).collect()),
+        }
+    }
+
+    /// Every resource now served, in discovery order.
+    pub fn snapshot(&self) -> Arc<[Arc<ResourceInfo>]> {
+        self.all.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+        self.all
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
+    }
+
+    /// Whether `custom` differs from the custom resources served now.
+    pub fn custom_differs(&self, custom: &[ResourceInfo]) -> bool {
+        let all = self.all.read().unwrap_or_else(|e| e.into_inner());
+        let current = &all[self.builtin.min(all.len())..];
+        current.len() != custom.len() || current.iter().zip(custom).any(|(a, b)| **a != *b)
+    }
+
+    /// Replaces the custom resources.
+    pub fn set_custom(&self, custom: Vec<ResourceInfo>) {
+        let mut all = self.all.write().unwrap_or_else(|e| e.into_inner());
+        let builtin = all[..self.builtin.min(all.len())].iter().cloned();
+        *all = builtin.chain(custom.into_iter().map(Arc::new)).collect();
+    }
 }
 
 /// Group versions in discovery order; the first version of a group is its

@@ -167,9 +167,60 @@ pub struct WatchCache {
     /// Held to apply an event and publish its revision together, so a
     /// reader sees a snapshot and the revision it belongs to.
     epoch: RwLock<()>,
-    caches: Vec<Arc<ResourceCache>>,
-    by_prefix: HashMap<String, usize>,
+    caches: RwLock<Caches>,
     revision: watch::Receiver<i64>,
+}
+
+/// The caches by key prefix. Built-in resources have theirs from the
+/// start; a custom resource's cache (`/<group>/<plural>/`, the group has a
+/// dot) is made when its first object or watcher appears.
+#[derive(Default)]
+struct Caches {
+    by_prefix: HashMap<String, Arc<ResourceCache>>,
+    /// The revision of the last full load: history is complete from there
+    /// for prefixes that had no cache yet.
+    loaded_at: i64,
+}
+
+impl Caches {
+    fn get(&self, prefix: &str) -> Option<&Arc<ResourceCache>> {
+        self.by_prefix.get(prefix)
+    }
+
+    /// The cache of a custom resource prefix, made empty if new.
+    fn custom(&mut self, prefix: &str) -> Option<Arc<ResourceCache>> {
+        if let Some(cache) = self.by_prefix.get(prefix) {
+            return Some(cache.clone());
+        }
+        let mut segments = prefix.trim_matches('/').split('/');
+        let (Some(group), Some(plural), None) = (segments.next(), segments.next(), segments.next())
+        else {
+            return None;
+        };
+        if !group.contains('.') || plural.is_empty() {
+            return None;
+        }
+        // Objects are stamped with their served version on the way out
+        // (the placeholder version never matches one).
+        let r = ResourceInfo {
+            group: group.to_owned().into(),
+            version: "".into(),
+            kind: "".into(),
+            list_kind: "".into(),
+            plural: plural.to_owned().into(),
+            namespaced: true,
+            verbs: &[],
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            subresources: &[],
+            ttl: None,
+            custom: None,
+        };
+        let cache = Arc::new(ResourceCache::new(r));
+        cache.write().history_from = self.loaded_at;
+        self.by_prefix.insert(prefix.to_owned(), cache.clone());
+        Some(cache)
+    }
 }
 
 impl WatchCache {
@@ -177,23 +228,20 @@ impl WatchCache {
     /// `shutdown`.
     pub async fn start(
         store: Arc<dyn Store>,
-        resources: &[ResourceInfo],
+        resources: &[Arc<ResourceInfo>],
         shutdown: CancellationToken,
     ) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>), StoreError> {
-        let mut caches = Vec::new();
-        let mut by_prefix = HashMap::new();
+        let mut caches = Caches::default();
         for r in resources {
-            let prefix = r.key_prefix();
-            if let std::collections::hash_map::Entry::Vacant(slot) = by_prefix.entry(prefix) {
-                slot.insert(caches.len());
-                caches.push(Arc::new(ResourceCache::new(r.clone())));
-            }
+            caches
+                .by_prefix
+                .entry(r.key_prefix())
+                .or_insert_with(|| Arc::new(ResourceCache::new(ResourceInfo::clone(r))));
         }
         let (tx, rx) = watch::channel(0);
         let cache = Arc::new(WatchCache {
             epoch: RwLock::new(()),
-            caches,
-            by_prefix,
+            caches: RwLock::new(caches),
             revision: rx,
         });
         let revision = cache.load(store.as_ref()).await?;
@@ -202,24 +250,40 @@ impl WatchCache {
         Ok((cache, following))
     }
 
-    /// The cache holding `r`'s objects.
-    pub fn resource(&self, r: &ResourceInfo) -> Option<&Arc<ResourceCache>> {
-        self.by_prefix
-            .get(&r.key_prefix())
-            .map(|i| &self.caches[*i])
+    fn caches(&self) -> std::sync::RwLockReadGuard<'_, Caches> {
+        self.caches.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn cache_for_key(&self, key: &str) -> Option<&Arc<ResourceCache>> {
+    fn caches_mut(&self) -> std::sync::RwLockWriteGuard<'_, Caches> {
+        self.caches.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cache holding `r`'s objects (made for a custom resource that has
+    /// none yet).
+    pub fn resource(&self, r: &ResourceInfo) -> Option<Arc<ResourceCache>> {
+        let prefix = r.key_prefix();
+        if let Some(cache) = self.caches().get(&prefix) {
+            return Some(cache.clone());
+        }
+        self.caches_mut().custom(&prefix)
+    }
+
+    fn cache_for_key(&self, key: &str) -> Option<Arc<ResourceCache>> {
         // Keys are `/<resource>/...` or `/<group>/<resource>/...`.
         let mut slashes = key.match_indices('/').map(|(i, _)| i).skip(1);
         let first = slashes.next()?;
-        if let Some(i) = self.by_prefix.get(&key[..=first]) {
-            return Some(&self.caches[*i]);
+        let second = slashes.next();
+        {
+            let caches = self.caches();
+            if let Some(cache) = caches.get(&key[..=first]) {
+                return Some(cache.clone());
+            }
+            let second = second?;
+            if let Some(cache) = caches.get(&key[..=second]) {
+                return Some(cache.clone());
+            }
         }
-        let second = slashes.next()?;
-        self.by_prefix
-            .get(&key[..=second])
-            .map(|i| &self.caches[*i])
+        self.caches_mut().custom(&key[..=second?])
     }
 
     /// The revision the cache reflects.
@@ -247,7 +311,7 @@ impl WatchCache {
     }
 
     async fn load(&self, store: &dyn Store) -> Result<i64, StoreError> {
-        let mut all: Vec<BTreeMap<String, Arc<Value>>> = vec![BTreeMap::new(); self.caches.len()];
+        let mut all: HashMap<String, BTreeMap<String, Arc<Value>>> = HashMap::new();
         let mut after = None;
         let mut revision = None;
         loop {
@@ -263,10 +327,12 @@ impl WatchCache {
                 .await?;
             revision = Some(page.revision);
             for kv in &page.items {
-                if let Some(i) = self.cache_index(&kv.key)
-                    && let Ok(obj) = object::decode(kv, &self.caches[i].r)
+                if let Some(cache) = self.cache_for_key(&kv.key)
+                    && let Ok(obj) = object::decode(kv, &cache.r)
                 {
-                    all[i].insert(kv.key.clone(), Arc::new(obj));
+                    all.entry(cache.r.key_prefix())
+                        .or_default()
+                        .insert(kv.key.clone(), Arc::new(obj));
                 }
             }
             after = page.items.last().map(|kv| kv.key.clone());
@@ -276,15 +342,12 @@ impl WatchCache {
         }
         let revision = revision.unwrap_or(0);
         let _epoch = self.epoch.write().unwrap_or_else(|e| e.into_inner());
-        for (cache, objects) in self.caches.iter().zip(all) {
-            cache.reset(objects, revision);
+        let mut caches = self.caches_mut();
+        caches.loaded_at = revision;
+        for (prefix, cache) in &caches.by_prefix {
+            cache.reset(all.remove(prefix).unwrap_or_default(), revision);
         }
         Ok(revision)
-    }
-
-    fn cache_index(&self, key: &str) -> Option<usize> {
-        let cache = self.cache_for_key(key)?;
-        self.caches.iter().position(|c| Arc::ptr_eq(c, cache))
     }
 
     fn decode(&self, cache: &ResourceCache, event: &Event) -> Option<CachedEvent> {
@@ -335,9 +398,10 @@ impl WatchCache {
                 match item {
                     Some(Ok(event)) => {
                         revision = event.revision();
-                        let decoded = self
-                            .cache_for_key(&event.kv.key)
-                            .and_then(|cache| Some((cache, self.decode(cache, &event)?)));
+                        let decoded = self.cache_for_key(&event.kv.key).and_then(|cache| {
+                            let decoded = self.decode(&cache, &event)?;
+                            Some((cache, decoded))
+                        });
                         let _epoch = self.epoch.write().unwrap_or_else(|e| e.into_inner());
                         if let Some((cache, decoded)) = decoded {
                             cache.apply(Arc::new(decoded), &event.kv.key);

@@ -26,6 +26,26 @@ const STANDARD_FINALIZERS: &[&str] = &["kubernetes", "orphan", "foregroundDeleti
 /// Validates `metadata` of a new object. `scope` `None` (unknown kind)
 /// skips the namespace required/forbidden rule but still checks its syntax.
 pub fn validate_object_meta(obj: &Value, scope: Option<Scope>, rule: NameRule) -> Vec<FieldError> {
+    validate_meta(obj, scope, rule, true)
+}
+
+/// [`validate_object_meta`] as upstream's generic validation does it for
+/// CustomResourceDefinitions and custom resources: finalizers need only be
+/// qualified names (the built-in kinds also want a `/` or a standard name).
+pub fn validate_generic_object_meta(
+    obj: &Value,
+    scope: Option<Scope>,
+    rule: NameRule,
+) -> Vec<FieldError> {
+    validate_meta(obj, scope, rule, false)
+}
+
+fn validate_meta(
+    obj: &Value,
+    scope: Option<Scope>,
+    rule: NameRule,
+    kube_finalizers: bool,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let at = Path::new("metadata");
     let meta = match shape::get(obj, "metadata") {
@@ -82,7 +102,7 @@ pub fn validate_object_meta(obj: &Value, scope: Option<Scope>, rule: NameRule) -
     let labels = shape::string_map(meta, "labels", &at, &mut errs);
     validate_labels(&labels, &at.child("labels"), &mut errs);
     validate_annotations(meta, &at, &mut errs);
-    validate_finalizers(meta, &at, &mut errs);
+    validate_finalizers(meta, &at, kube_finalizers, &mut errs);
     validate_owner_references(meta, &at, &mut errs);
     errs
 }
@@ -124,7 +144,7 @@ fn validate_annotations(meta: &Value, at: &Path, errs: &mut Vec<FieldError>) {
     }
 }
 
-fn validate_finalizers(meta: &Value, at: &Path, errs: &mut Vec<FieldError>) {
+fn validate_finalizers(meta: &Value, at: &Path, kube_rule: bool, errs: &mut Vec<FieldError>) {
     let path = at.child("finalizers");
     let Some(items) = shape::array(meta, "finalizers", at, errs) else {
         return;
@@ -143,7 +163,7 @@ fn validate_finalizers(meta: &Value, at: &Path, errs: &mut Vec<FieldError>) {
         for m in msgs {
             errs.push(FieldError::invalid(&path, f, m));
         }
-        if !bad && !f.contains('/') && !STANDARD_FINALIZERS.contains(&f) {
+        if kube_rule && !bad && !f.contains('/') && !STANDARD_FINALIZERS.contains(&f) {
             errs.push(FieldError::invalid(
                 &path,
                 f,

@@ -17,7 +17,10 @@ mod shape;
 mod workloads;
 
 pub use config::MAX_DATA_SIZE;
-pub use meta::{Scope, validate_labels, validate_object_meta, validate_object_meta_update};
+pub use meta::{
+    Scope, validate_generic_object_meta, validate_labels, validate_object_meta,
+    validate_object_meta_update,
+};
 pub use workloads::check_schedule;
 
 use serde_json::Value;
@@ -116,7 +119,12 @@ pub fn validate_create(group: &str, kind: &str, obj: &Value) -> Vec<FieldError> 
     if let Some(errs) = not_object(obj) {
         return errs;
     }
-    let mut errs = validate_object_meta(obj, scope_of(group, kind), name_rule(group, kind));
+    let (scope, rule) = (scope_of(group, kind), name_rule(group, kind));
+    let mut errs = if group == "apiextensions.k8s.io" {
+        meta::validate_generic_object_meta(obj, scope, rule)
+    } else {
+        validate_object_meta(obj, scope, rule)
+    };
     validate_kind(group, kind, obj, &mut errs);
     errs
 }

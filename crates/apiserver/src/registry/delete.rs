@@ -14,7 +14,7 @@ use crate::status::{ApiError, success_status};
 
 /// The parts of `DeleteOptions` we act on (body or query parameters).
 #[derive(Default, Debug)]
-struct DeleteOptions {
+pub(super) struct DeleteOptions {
     grace_period: Option<i64>,
     uid: Option<String>,
     resource_version: Option<String>,
@@ -65,7 +65,7 @@ impl Registry {
     }
 
     /// Deletes or marks one object; returns it and whether it left the store.
-    async fn delete_one(
+    pub(super) async fn delete_one(
         &self,
         t: &Target<'_>,
         options: &DeleteOptions,
@@ -168,7 +168,7 @@ impl Registry {
     /// Removes every namespaced object of a deleted namespace (the namespace
     /// controller's job upstream; done here until skiff has one).
     async fn delete_namespace_contents(&self, namespace: &str) {
-        for r in self.resources.iter().filter(|r| r.namespaced) {
+        for r in self.resources.snapshot().iter().filter(|r| r.namespaced) {
             let prefix = r.namespace_prefix(Some(namespace));
             let Ok(listed) = self.store.list(&prefix, Default::default()).await else {
                 continue;

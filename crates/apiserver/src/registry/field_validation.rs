@@ -28,9 +28,10 @@ impl Registry {
         if level == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
-        let problems = self
-            .openapi
-            .field_problems(&t.r.group, &t.r.version, &t.r.kind, body);
+        let problems =
+            self.openapi
+                .current()
+                .field_problems(&t.r.group, &t.r.version, &t.r.kind, body);
         if problems.is_empty() {
             return Ok(Vec::new());
         }
@@ -69,9 +70,10 @@ impl Registry {
         if level(query)? != FieldValidation::Strict {
             return Ok(());
         }
-        let unknown = self
-            .openapi
-            .unknown_fields(&t.r.group, &t.r.version, &t.r.kind, obj);
+        let unknown =
+            self.openapi
+                .current()
+                .unknown_fields(&t.r.group, &t.r.version, &t.r.kind, obj);
         if unknown.is_empty() {
             return Ok(());
         }

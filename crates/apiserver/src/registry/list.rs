@@ -164,7 +164,7 @@ impl Registry {
         let selection = Selection::from_query(t.r, query, None)?;
         let limit = parse_limit(query)?;
         let prefix = t.r.namespace_prefix(t.namespace.as_deref());
-        let (objects, revision) = self.cache.consistent_snapshot(cache, &prefix);
+        let (objects, revision) = self.cache.consistent_snapshot(&cache, &prefix);
         let restamp = cache.r.version != t.r.version;
         let mut items = Vec::new();
         let mut last_key = None;

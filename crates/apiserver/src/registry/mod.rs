@@ -7,6 +7,7 @@ mod body;
 mod continue_token;
 mod delete;
 mod field_validation;
+mod internal;
 mod list;
 mod output;
 mod patch;
@@ -33,17 +34,19 @@ use crate::resources::ResourceInfo;
 use crate::status::ApiError;
 
 pub use body::{MAX_BODY_BYTES, json_response};
+pub(crate) use write::Part;
 
 /// Query parameters of a request.
 pub type Query = HashMap<String, String>;
 
 pub struct Registry {
     pub store: Arc<dyn Store>,
-    pub resources: Vec<ResourceInfo>,
+    pub resources: crate::resources::ResourceTable,
     pub allocator: Allocator,
     pub cache: Arc<crate::watch_cache::WatchCache>,
-    /// Schemas for field validation.
-    pub openapi: Arc<skiff_openapi::OpenApi>,
+    /// The OpenAPI documents and compiled schemas (field validation,
+    /// merges), rebuilt when CustomResourceDefinitions change.
+    pub openapi: crate::openapi::Documents,
     /// Ends watches when the server shuts down.
     pub shutdown: CancellationToken,
 }
@@ -82,12 +85,6 @@ fn not_found_path() -> ApiError {
 }
 
 impl Registry {
-    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceInfo> {
-        self.resources
-            .iter()
-            .find(|r| r.group == group && r.version == version && r.plural == plural)
-    }
-
     pub async fn handle(
         &self,
         info: RequestInfo,
@@ -96,8 +93,10 @@ impl Registry {
         body: Bytes,
     ) -> Result<Response, ApiError> {
         let r = self
+            .resources
             .find(&info.group, &info.version, &info.resource)
             .ok_or_else(not_found_path)?;
+        let r = &*r;
         if !r.verbs.contains(&info.verb.as_str()) && info.subresource.is_none() {
             return Err(ApiError::method_not_allowed(format!(
                 "{} is not supported on {}",

@@ -48,7 +48,15 @@ pub fn table(
     meta: &TableMeta,
     with_columns: bool,
 ) -> Value {
-    skiff_printers::table(&r.group, &r.kind, objects, include, meta, now(), with_columns)
+    skiff_printers::table(
+        &r.group,
+        &r.kind,
+        objects,
+        include,
+        meta,
+        now(),
+        with_columns,
+    )
 }
 
 /// A one-row Table for a single object (GET, or one watch event).

@@ -9,7 +9,8 @@ use crate::resources::ResourceInfo;
 
 /// Kinds whose spec changes bump `metadata.generation`.
 pub fn tracks_generation(r: &ResourceInfo, obj: &Value) -> bool {
-    obj.get("spec").is_some() && !matches!(r.kind.as_ref(), "Namespace" | "Node" | "Service")
+    r.custom.is_some()
+        || obj.get("spec").is_some() && !matches!(r.kind.as_ref(), "Namespace" | "Node" | "Service")
         || matches!(
             r.kind.as_ref(),
             "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
@@ -101,13 +102,40 @@ pub fn prepare_for_update(r: &ResourceInfo, new: &mut Value, old: &Value) {
         .and_then(Value::as_i64)
         .unwrap_or(0);
     if generation > 0 || tracks_generation(r, new) {
-        let bumped = if new.get("spec") != old.get("spec") {
+        let bumped = if generation_changes(r, new, old) {
             generation + 1
         } else {
             generation.max(1)
         };
         meta_mut(new).insert("generation".into(), json!(bumped));
     }
+}
+
+/// Whether an update changes what `generation` counts: the spec, or for a
+/// custom resource everything but metadata (and status when it has its
+/// own subresource), as upstream.
+fn generation_changes(r: &ResourceInfo, new: &Value, old: &Value) -> bool {
+    if r.custom.is_none() {
+        return new.get("spec") != old.get("spec");
+    }
+    let ignored = |key: &str| key == "metadata" || (key == "status" && has_status(r));
+    let fields = |obj: &Value| -> Vec<(String, Value)> {
+        obj.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| !ignored(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (mut a, mut b) = (fields(new), fields(old));
+    a.sort_by(|x, y| x.0.cmp(&y.0));
+    b.sort_by(|x, y| x.0.cmp(&y.0));
+    // apiVersion differs between served versions of the same object.
+    a.retain(|(k, _)| k != "apiVersion");
+    b.retain(|(k, _)| k != "apiVersion");
+    a != b
 }
 
 /// A status update: everything but `status` stays as stored.

@@ -155,10 +155,11 @@ impl Registry {
             .ok_or_else(|| ApiError::bad_request("binding metadata.name (the pod) is required"))?
             .to_owned();
         let pods = self
+            .resources
             .find("", "v1", "pods")
             .ok_or_else(|| ApiError::internal("pods are not served"))?;
         let pod = Target {
-            r: pods,
+            r: &pods,
             namespace: t.namespace.clone(),
             name: Some(name),
         };

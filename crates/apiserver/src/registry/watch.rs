@@ -182,7 +182,7 @@ impl Registry {
                 self.cache.wait_for(current, FRESHNESS_WAIT).await;
             }
             let prefix = t.r.namespace_prefix(t.namespace.as_deref());
-            let (objects, revision) = self.cache.consistent_snapshot(cache, &prefix);
+            let (objects, revision) = self.cache.consistent_snapshot(&cache, &prefix);
             for (_, obj) in &objects {
                 if watcher.in_scope(obj) && watcher.selection.matches(obj) {
                     initial.push(watcher.encode("ADDED", obj));

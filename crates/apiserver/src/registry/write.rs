@@ -128,6 +128,11 @@ impl Registry {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Response, ApiError> {
+        if t.r.custom.as_ref().is_some_and(|c| c.terminating) {
+            return Err(ApiError::method_not_allowed(
+                "create not allowed while custom resource definition is terminating",
+            ));
+        }
         let mut obj = decode_object(headers, &body)?;
         check_kind(t, &mut obj)?;
         let warnings = self.check_body_fields(t, query, headers, &body)?;
