@@ -54,6 +54,34 @@ pub const MAX_DEPTH: usize = 256;
 /// Errors are the client's (malformed directives, list items without their
 /// merge key, a patch that is not an object, nesting deeper than
 /// [`MAX_DEPTH`]); the messages follow upstream's.
+///
+/// ```
+/// use serde_json::json;
+/// use skiff_apimachinery::shape::{Field, ListType, PatchStrategy, Shape, Shapes};
+///
+/// let mut shapes = Shapes::new();
+/// let item = shapes.push(Shape::Untyped);
+/// let list = shapes.push(Shape::List { items: item, list_type: ListType::Map(vec!["name".into()]) });
+/// let containers = Field {
+///     shape: list,
+///     patch_strategy: PatchStrategy::parse("merge"),
+///     patch_merge_key: Some("name".into()),
+/// };
+/// let spec = shapes.push(Shape::Map {
+///     fields: vec![("containers".into(), containers)],
+///     values: None,
+///     atomic: false,
+/// });
+///
+/// let original = json!({"containers": [{"name": "web", "image": "nginx:1"}, {"name": "log"}]});
+/// let patch = json!({"containers": [{"name": "web", "image": "nginx:2"}]});
+/// let patched = skiff_strategic::apply_patch(&original, &patch, &shapes, spec)?;
+/// assert_eq!(
+///     patched,
+///     json!({"containers": [{"name": "web", "image": "nginx:2"}, {"name": "log"}]})
+/// );
+/// # Ok::<(), skiff_strategic::PatchError>(())
+/// ```
 pub fn apply_patch(
     original: &Value,
     patch: &Value,

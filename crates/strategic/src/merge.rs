@@ -121,6 +121,7 @@ impl<'s> Merger<'s> {
         }
 
         let mut deletions = Vec::new();
+        let mut removed: HashSet<&str> = HashSet::new();
         for (key, patch_value) in patch {
             if key == PATCH
                 || key == RETAIN_KEYS
@@ -136,9 +137,7 @@ impl<'s> Merger<'s> {
                 continue;
             }
             if patch_value.is_null() {
-                // `retain` rather than `remove`: keeps the other keys' order
-                // when serde_json preserves it.
-                original.retain(|k, _| k != key);
+                removed.insert(key);
                 continue;
             }
             let slot = self.field(shape, key);
@@ -156,6 +155,11 @@ impl<'s> Merger<'s> {
             original.insert(key.clone(), merged);
         }
 
+        if !removed.is_empty() {
+            // One `retain` rather than `remove`s: linear, and it keeps the
+            // other keys' order when serde_json preserves it.
+            original.retain(|k, _| !removed.contains(k.as_str()));
+        }
         // After the merge, so a value both added and deleted ends up deleted.
         for (name, values) in deletions {
             if let Some(Value::Array(list)) = original.get_mut(name) {

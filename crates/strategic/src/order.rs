@@ -121,3 +121,41 @@ pub(crate) fn normalize(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ids(v: &[i64]) -> Vec<Ident> {
+        v.iter().map(|n| Ident::of(&json!(n))).collect()
+    }
+
+    fn order(merged: &[i64], patch: &[i64], server: &[i64]) -> Vec<Value> {
+        let merged = merged.iter().map(|n| json!(n)).collect();
+        normalize(merged, &ids(patch), &ids(server), None).unwrap_or_default()
+    }
+
+    #[test]
+    fn patch_order_then_server_items_slotted_back() {
+        // [a b c] + patch [c a] -> [b c a]
+        assert_eq!(
+            order(&[1, 2, 3], &[3, 1], &[1, 2, 3]),
+            vec![json!(2), json!(3), json!(1)]
+        );
+        // items the server never had go before server-only ones
+        assert_eq!(order(&[1, 9], &[9], &[1]), vec![json!(9), json!(1)]);
+        // untouched items keep their server order among themselves
+        assert_eq!(
+            order(&[4, 3, 2, 1], &[2], &[4, 3, 2, 1]),
+            vec![json!(4), json!(3), json!(2), json!(1)]
+        );
+    }
+
+    #[test]
+    fn numbers_are_identified_as_go_float64() {
+        assert_eq!(Ident::of(&json!(80)), Ident::of(&json!(80.0)));
+        assert_eq!(Ident::of(&json!(0)), Ident::of(&json!(-0.0)));
+        assert_ne!(Ident::of(&json!("80")), Ident::of(&json!(80)));
+    }
+}
