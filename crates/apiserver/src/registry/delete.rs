@@ -1,10 +1,16 @@
 //! delete and deletecollection: immediate removal, or marking an object
 //! (deletionTimestamp) while finalizers or a Pod's grace period hold it.
+//!
+//! `propagationPolicy` (or the legacy `orphanDependents`) becomes a
+//! finalizer as upstream: `Orphan` adds `orphan`, `Foreground` adds
+//! `foregroundDeletion`, `Background` (the default) removes both; the
+//! garbage collector (skiff-controllers) acts on them and removes them.
 
 use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
+use skiff_apimachinery::{FieldError, Path, invalid_message};
 use skiff_store::StoreError;
 
 use super::write::{Part, dry_run};
@@ -18,6 +24,97 @@ pub(super) struct DeleteOptions {
     grace_period: Option<i64>,
     uid: Option<String>,
     resource_version: Option<String>,
+    /// `propagationPolicy` as sent (validated against [`POLICIES`]).
+    propagation: Option<String>,
+    /// The legacy `orphanDependents`.
+    orphan_dependents: Option<bool>,
+}
+
+/// The finalizer that makes the garbage collector orphan the dependents.
+pub const FINALIZER_ORPHAN: &str = "orphan";
+/// The finalizer that makes the garbage collector delete the dependents
+/// before the owner (foreground cascading deletion).
+pub const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
+const POLICIES: [&str; 3] = ["Foreground", "Background", "Orphan"];
+
+impl DeleteOptions {
+    /// Upstream's ValidateDeleteOptions: a 422 on `DeleteOptions.meta.k8s.io`.
+    fn validate(&self) -> Result<(), ApiError> {
+        let field = Path::new("propagationPolicy");
+        let mut errors = Vec::new();
+        if let (Some(_), Some(policy)) = (self.orphan_dependents, &self.propagation) {
+            errors.push(FieldError::invalid(
+                &field,
+                policy.as_str(),
+                "orphanDependents and deletionPropagation cannot be both set",
+            ));
+        }
+        if let Some(policy) = &self.propagation
+            && !POLICIES.contains(&policy.as_str())
+        {
+            errors.push(FieldError::not_supported(
+                &field,
+                policy.as_str(),
+                &["Foreground", "Background", "Orphan", "nil"],
+            ));
+        }
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let causes = errors.iter().map(FieldError::cause).collect();
+        Err(ApiError::invalid(
+            "DeleteOptions",
+            "meta.k8s.io",
+            "",
+            invalid_message("meta.k8s.io", "DeleteOptions", "", &errors),
+            causes,
+        ))
+    }
+
+    /// Upstream's shouldOrphanDependents / shouldDeleteDependents: an
+    /// explicit option wins, else a finalizer already on the object, else
+    /// the default (Background for every kind skiff serves).
+    fn cascade(&self, finalizers: &[String]) -> (bool, bool) {
+        if let Some(orphan) = self.orphan_dependents {
+            return (orphan, false);
+        }
+        match self.propagation.as_deref() {
+            Some("Orphan") => return (true, false),
+            Some("Foreground") => return (false, true),
+            Some(_) => return (false, false),
+            None => {}
+        }
+        for f in finalizers {
+            if f == FINALIZER_ORPHAN {
+                return (true, false);
+            }
+            if f == FINALIZER_FOREGROUND {
+                return (false, true);
+            }
+        }
+        (false, false)
+    }
+
+    /// The object's finalizers after this deletion's cascade policy is
+    /// applied (upstream's deletionFinalizersForGarbageCollection).
+    fn finalizers_for(&self, finalizers: &[String]) -> Vec<String> {
+        let (orphan, foreground) = self.cascade(finalizers);
+        let mut out: Vec<String> = Vec::with_capacity(finalizers.len() + 1);
+        for f in finalizers {
+            let drop = (f == FINALIZER_ORPHAN && !orphan)
+                || (f == FINALIZER_FOREGROUND && !foreground)
+                || out.contains(f);
+            if !drop {
+                out.push(f.clone());
+            }
+        }
+        for (wanted, name) in [(orphan, FINALIZER_ORPHAN), (foreground, FINALIZER_FOREGROUND)] {
+            if wanted && !out.iter().any(|f| f == name) {
+                out.push(name.to_owned());
+            }
+        }
+        out
+    }
 }
 
 fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
@@ -26,6 +123,24 @@ fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
         options.grace_period = v.get("gracePeriodSeconds").and_then(Value::as_i64);
+        options.propagation = match v.get("propagationPolicy") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) => Some(p.clone()),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid DeleteOptions: propagationPolicy must be a string, not {other}"
+                )));
+            }
+        };
+        options.orphan_dependents = match v.get("orphanDependents") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid DeleteOptions: orphanDependents must be a boolean, not {other}"
+                )));
+            }
+        };
         options.uid = v
             .pointer("/preconditions/uid")
             .and_then(Value::as_str)
@@ -41,6 +156,16 @@ fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError
                 .map_err(|_| ApiError::bad_request("gracePeriodSeconds must be an integer"))?,
         );
     }
+    if let Some(p) = query.get("propagationPolicy") {
+        options.propagation = Some(p.clone());
+    }
+    if let Some(o) = query.get("orphanDependents") {
+        options.orphan_dependents = Some(
+            o.parse()
+                .map_err(|_| ApiError::bad_request("orphanDependents must be a boolean"))?,
+        );
+    }
+    options.validate()?;
     Ok(options)
 }
 
@@ -94,7 +219,9 @@ impl Registry {
             } else {
                 None
             };
-            let held = !object::finalizers(&current).is_empty();
+            let held = !options
+                .finalizers_for(&object::finalizers(&current))
+                .is_empty();
             if !held && grace.is_none() {
                 if dry {
                     return Ok((current, true));
@@ -116,7 +243,13 @@ impl Registry {
             let obj = self
                 .update_object(t, None, dry, Part::Mark, |cur| {
                     let mut marked = cur.clone();
+                    let finalizers = options.finalizers_for(&object::finalizers(cur));
                     let meta = meta_mut(&mut marked);
+                    if finalizers.is_empty() {
+                        meta.remove("finalizers");
+                    } else {
+                        meta.insert("finalizers".into(), json!(finalizers));
+                    }
                     let seconds = grace.unwrap_or(0);
                     if !meta.contains_key("deletionTimestamp") {
                         meta.insert(
@@ -180,5 +313,98 @@ impl Registry {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(query: &[(&str, &str)], body: &str) -> Result<DeleteOptions, ApiError> {
+        let query: Query = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        delete_options(&query, &Bytes::from(body.to_owned()))
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn propagation_policy_becomes_a_finalizer() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            (r#"{"propagationPolicy":"Orphan"}"#, &[], &["orphan"]),
+            (
+                r#"{"propagationPolicy":"Foreground"}"#,
+                &["a"],
+                &["a", "foregroundDeletion"],
+            ),
+            (r#"{"propagationPolicy":"Background"}"#, &["orphan"], &[]),
+            (
+                r#"{"propagationPolicy":"Orphan"}"#,
+                &["foregroundDeletion", "x"],
+                &["x", "orphan"],
+            ),
+            (r#"{"orphanDependents":true}"#, &[], &["orphan"]),
+            (
+                r#"{"orphanDependents":false}"#,
+                &["orphan", "foregroundDeletion"],
+                &[],
+            ),
+            // No policy: a finalizer already there decides; default Background.
+            ("", &["foregroundDeletion"], &["foregroundDeletion"]),
+            ("", &["orphan"], &["orphan"]),
+            ("", &["x"], &["x"]),
+            ("", &[], &[]),
+        ];
+        for (body, before, after) in cases {
+            let o = options(&[], body).unwrap_or_default();
+            assert_eq!(
+                o.finalizers_for(&strings(before)),
+                strings(after),
+                "{body} on {before:?}"
+            );
+        }
+        let o = options(&[("propagationPolicy", "Foreground")], "").unwrap_or_default();
+        assert_eq!(o.finalizers_for(&[]), strings(&["foregroundDeletion"]));
+        let o = options(&[("orphanDependents", "true")], "").unwrap_or_default();
+        assert_eq!(o.finalizers_for(&[]), strings(&["orphan"]));
+    }
+
+    #[test]
+    fn invalid_delete_options_are_rejected_as_upstream() {
+        let Err(e) = options(&[], r#"{"propagationPolicy":"Bogus"}"#) else {
+            panic!("accepted an unknown policy");
+        };
+        assert_eq!(e.code, 422);
+        let status = e.to_status();
+        assert_eq!(
+            status["message"],
+            r#"DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "Bogus": supported values: "Foreground", "Background", "Orphan", "nil""#
+        );
+        assert_eq!(status["details"]["causes"][0]["field"], "propagationPolicy");
+        let Err(e) = options(
+            &[],
+            r#"{"propagationPolicy":"Orphan","orphanDependents":true}"#,
+        ) else {
+            panic!("accepted both");
+        };
+        assert_eq!(e.code, 422);
+        assert!(
+            e.to_status()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("orphanDependents and deletionPropagation cannot be both set")
+        );
+        let Err(e) = options(&[("orphanDependents", "maybe")], "") else {
+            panic!("accepted a non-boolean");
+        };
+        assert_eq!(e.code, 400);
+        let Err(e) = options(&[("propagationPolicy", "foreground")], "") else {
+            panic!("accepted a lower-case policy");
+        };
+        assert_eq!(e.code, 422);
     }
 }
