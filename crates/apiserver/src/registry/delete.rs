@@ -108,7 +108,10 @@ impl DeleteOptions {
                 out.push(f.clone());
             }
         }
-        for (wanted, name) in [(orphan, FINALIZER_ORPHAN), (foreground, FINALIZER_FOREGROUND)] {
+        for (wanted, name) in [
+            (orphan, FINALIZER_ORPHAN),
+            (foreground, FINALIZER_FOREGROUND),
+        ] {
             if wanted && !out.iter().any(|f| f == name) {
                 out.push(name.to_owned());
             }

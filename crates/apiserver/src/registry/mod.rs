@@ -9,6 +9,7 @@ mod delete;
 mod field_validation;
 mod internal;
 mod list;
+mod managed_fields;
 mod output;
 mod patch;
 mod read;

@@ -1,11 +1,13 @@
 //! Applying PATCH bodies: JSON patch (RFC 6902) and JSON merge patch
-//! (RFC 7386) through the `json-patch` crate. Strategic merge patch is, for
-//! now, a merge patch without its `$` directives (exact list merging by
-//! merge keys comes with the patch work); server-side apply is not served
-//! yet and says so.
+//! (RFC 7386) through the `json-patch` crate, strategic merge patch through
+//! `skiff-strategic` with the kind's merge keys from its schema. Server-side
+//! apply bodies are decoded here and merged in `managed_fields`.
 
 use serde_json::Value;
+use skiff_apimachinery::shape::ShapeId;
+use skiff_openapi::OpenApi;
 
+use crate::resources::ResourceInfo;
 use crate::status::ApiError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +15,7 @@ pub enum PatchKind {
     Json,
     Merge,
     StrategicMerge,
+    Apply,
 }
 
 impl PatchKind {
@@ -21,11 +24,7 @@ impl PatchKind {
             "application/json-patch+json" => Ok(PatchKind::Json),
             "application/merge-patch+json" => Ok(PatchKind::Merge),
             "application/strategic-merge-patch+json" => Ok(PatchKind::StrategicMerge),
-            "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
-                Err(ApiError::unsupported_media(
-                    "server-side apply is not supported by this server yet; use client-side apply",
-                ))
-            }
+            "application/apply-patch+yaml" => Ok(PatchKind::Apply),
             other => Err(ApiError::unsupported_media(format!(
                 "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other:?})"
             ))),
@@ -62,9 +61,50 @@ pub fn decode(headers: &http::HeaderMap, body: &[u8]) -> Result<(PatchKind, Valu
         .unwrap_or("")
         .trim();
     let kind = PatchKind::from_content_type(content_type)?;
-    let patch = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let patch = serde_json::from_slice(body).map_err(|e| {
+        if kind == PatchKind::Apply {
+            ApiError::bad_request(format!(
+                "error decoding YAML: this server reads apply configurations written as JSON (as kubectl and client libraries send them): {e}"
+            ))
+        } else {
+            ApiError::bad_request(format!("error decoding patch: {e}"))
+        }
+    })?;
     Ok((kind, patch))
+}
+
+/// Applies one kind of patch to objects of one resource.
+pub struct Patcher<'a> {
+    kind: PatchKind,
+    docs: &'a OpenApi,
+    root: Option<ShapeId>,
+}
+
+impl<'a> Patcher<'a> {
+    /// Strategic merge patch is for built-in kinds only (415 for custom
+    /// resources, as upstream).
+    pub fn new(kind: PatchKind, r: &ResourceInfo, docs: &'a OpenApi) -> Result<Self, ApiError> {
+        if kind == PatchKind::StrategicMerge && r.custom.is_some() {
+            return Err(ApiError::unsupported_media(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+            ));
+        }
+        Ok(Patcher {
+            kind,
+            docs,
+            root: docs.shapes().root(&r.group, &r.version, &r.kind),
+        })
+    }
+
+    pub fn apply(&self, current: &Value, patch: &Value) -> Result<Value, ApiError> {
+        match (self.kind, self.root) {
+            (PatchKind::StrategicMerge, Some(root)) => {
+                skiff_strategic::apply_patch(current, patch, self.docs.shapes(), root)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))
+            }
+            (kind, _) => apply(kind, current, patch),
+        }
+    }
 }
 
 pub fn apply(kind: PatchKind, current: &Value, patch: &Value) -> Result<Value, ApiError> {
@@ -81,7 +121,7 @@ pub fn apply(kind: PatchKind, current: &Value, patch: &Value) -> Result<Value, A
                 )
             })?;
         }
-        PatchKind::Merge | PatchKind::StrategicMerge => {
+        PatchKind::Merge | PatchKind::StrategicMerge | PatchKind::Apply => {
             if !patch.is_object() {
                 return Err(ApiError::bad_request("patch body must be a JSON object"));
             }

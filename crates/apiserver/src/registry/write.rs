@@ -9,6 +9,8 @@ use skiff_store::StoreError;
 use super::admission::{admit_create, admit_update};
 use super::body::decode_object;
 use super::field_validation::with_warnings;
+use super::managed_fields::Recorder;
+use super::patch::{PatchKind, Patcher};
 use super::{Query, Registry, Target, json_response, strategy};
 use crate::object::{self, meta_mut, meta_str};
 use crate::status::ApiError;
@@ -128,14 +130,29 @@ impl Registry {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Response, ApiError> {
+        let obj = decode_object(headers, &body)?;
+        let warnings = self.check_body_fields(t, query, headers, &body)?;
+        let recorder = Recorder::new(self.openapi.current(), t, query, headers, None)?;
+        self.create_object(t, query, obj, &warnings, Recording::Update(&recorder))
+            .await
+    }
+
+    /// Creates a decoded object: metadata, strategy, admission,
+    /// allocations, then the store.
+    pub(super) async fn create_object(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+        mut obj: Value,
+        warnings: &[String],
+        recording: Recording<'_>,
+    ) -> Result<Response, ApiError> {
         if t.r.custom.as_ref().is_some_and(|c| c.terminating) {
             return Err(ApiError::method_not_allowed(
                 "create not allowed while custom resource definition is terminating",
             ));
         }
-        let mut obj = decode_object(headers, &body)?;
         check_kind(t, &mut obj)?;
-        let warnings = self.check_body_fields(t, query, headers, &body)?;
         check_namespace(t, &mut obj)?;
         let name = match (object::name(&obj), meta_str(&obj, "generateName")) {
             (Some(name), _) => name.to_owned(),
@@ -182,13 +199,16 @@ impl Registry {
             skiff_apimachinery::defaults::generate_job_selector(&mut obj, &uid);
         }
         admit_create(t.r, &mut obj, &name)?;
+        if let Recording::Update(recorder) = recording {
+            recorder.record(None, &mut obj);
+        }
         self.check_namespace_open(&t).await?;
         let dry = dry_run(query);
         let allocated = self.allocate_for_create(t.r, &mut obj, dry).await?;
         if dry {
             return Ok(with_warnings(
                 json_response(StatusCode::CREATED, &obj),
-                &warnings,
+                warnings,
             ));
         }
         let value = object::encode(&obj)?;
@@ -197,7 +217,7 @@ impl Registry {
                 object::stamp(&mut obj, t.r, kv.mod_revision);
                 Ok(with_warnings(
                     json_response(StatusCode::CREATED, &obj),
-                    &warnings,
+                    warnings,
                 ))
             }
             Err(e) => {
@@ -232,12 +252,20 @@ impl Registry {
             Some(rv) => Some(object::parse_revision(rv)?),
             None => None,
         };
+        let recorder = Recorder::new(
+            self.openapi.current(),
+            t,
+            query,
+            headers,
+            (part == Part::Status).then_some("status"),
+        )?;
         let obj = self
-            .update_object(
+            .update_object_recorded(
                 t,
                 expected,
                 dry_run(query),
                 part,
+                Some(&recorder),
                 |_current| Ok(new.clone()),
             )
             .await?;
@@ -261,6 +289,23 @@ impl Registry {
     where
         F: Fn(&Value) -> Result<Value, ApiError>,
     {
+        self.update_object_recorded(t, expected, dry, part, None, change)
+            .await
+    }
+
+    /// [`Self::update_object`] recording the writer in managedFields.
+    pub(super) async fn update_object_recorded<F>(
+        &self,
+        t: &Target<'_>,
+        expected: Option<i64>,
+        dry: bool,
+        part: Part,
+        recorder: Option<&Recorder>,
+        change: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: Fn(&Value) -> Result<Value, ApiError>,
+    {
         let key = t.key()?;
         let name = t.name.clone().unwrap_or_default();
         loop {
@@ -276,6 +321,9 @@ impl Registry {
             meta_mut(&mut new).insert("resourceVersion".into(), json!(revision.to_string()));
             admit_update(t.r, &mut new, &current, &name)?;
             self.keep_allocations(t.r, &mut new, &current)?;
+            if let Some(recorder) = recorder {
+                recorder.record(Some(&current), &mut new);
+            }
             if new == current {
                 return Ok(current);
             }
@@ -340,20 +388,114 @@ impl Registry {
         part: Part,
     ) -> Result<Response, ApiError> {
         let (kind, patch) = super::patch::decode(headers, &body)?;
+        let docs = self.openapi.current();
+        let subresource = (part == Part::Status).then_some("status");
+        let recorder = Recorder::new(docs.clone(), t, query, headers, subresource)?;
+        let force = query.get("force").map(String::as_str);
+        if kind == PatchKind::Apply {
+            return self.apply(t, query, &body, &patch, part, &recorder).await;
+        }
+        if force.is_some() {
+            return Err(ApiError::bad_request(
+                "force may not be specified for non-apply patch",
+            ));
+        }
+        let patcher = Patcher::new(kind, t.r, &docs)?;
         let expected = match patch
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
         {
-            Some(rv) if kind != super::patch::PatchKind::Json => Some(object::parse_revision(rv)?),
+            Some(rv) if kind != PatchKind::Json => Some(object::parse_revision(rv)?),
             _ => None,
         };
         let obj = self
-            .update_object(t, expected, dry_run(query), part, |current| {
-                let patched = super::patch::apply(kind, current, &patch)?;
-                self.check_patched(t, query, &patched)?;
-                Ok(patched)
-            })
+            .update_object_recorded(
+                t,
+                expected,
+                dry_run(query),
+                part,
+                Some(&recorder),
+                |current| {
+                    let patched = patcher.apply(current, &patch)?;
+                    self.check_patched(t, query, &patched)?;
+                    Ok(patched)
+                },
+            )
             .await?;
         Ok(json_response(StatusCode::OK, &obj))
     }
+
+    /// Server-side apply: merges the configuration into the live object
+    /// (or creates it), recording the manager's fields; conflicts are 409
+    /// unless `force=true`.
+    async fn apply(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+        body: &[u8],
+        config: &Value,
+        part: Part,
+        recorder: &Recorder,
+    ) -> Result<Response, ApiError> {
+        if !query.contains_key("fieldManager") {
+            return Err(ApiError::bad_request(
+                "PATCH, application/apply-patch+yaml requires fieldManager to be set",
+            ));
+        }
+        let force = match query.get("force").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid force value {other:?}: must be true or false"
+                )));
+            }
+        };
+        let api_version = config.get("apiVersion").and_then(Value::as_str);
+        let kind = config.get("kind").and_then(Value::as_str);
+        if api_version != Some(t.r.api_version().as_str()) || kind != Some(t.r.kind.as_ref()) {
+            return Err(ApiError::bad_request(format!(
+                "Incorrect version specified in apply patch. Specified patch version: {}, expected: {}",
+                api_version.unwrap_or(""),
+                t.r.api_version()
+            )));
+        }
+        if let Some(name) = object::name(config)
+            && Some(name) != t.name.as_deref()
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({name}) does not match the name on the URL ({})",
+                t.name.as_deref().unwrap_or("")
+            )));
+        }
+        let warnings = self.check_fields(t, query, body)?;
+        let result = self
+            .update_object_recorded(t, None, dry_run(query), part, None, |current| {
+                recorder.apply(t, Some(current), config, force)
+            })
+            .await;
+        match result {
+            Ok(obj) => Ok(with_warnings(
+                json_response(StatusCode::OK, &obj),
+                &warnings,
+            )),
+            Err(e) if e.code == 404 && part == Part::Main => {
+                let mut created = recorder.apply(t, None, config, force)?;
+                meta_mut(&mut created)
+                    .insert("name".into(), json!(t.name.as_deref().unwrap_or_default()));
+                self.create_object(t, query, created, &warnings, Recording::Applied)
+                    .await
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// How a create records managedFields.
+#[derive(Clone, Copy)]
+pub enum Recording<'a> {
+    /// An Update by this recorder's manager.
+    Update(&'a Recorder),
+    /// Already set by server-side apply.
+    Applied,
 }
