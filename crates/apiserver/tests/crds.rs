@@ -250,6 +250,9 @@ async fn structural_schemas_prune_default_and_validate_custom_objects() {
             "names": {"plural": "widgets", "kind": "Widget"},
             "versions": [{
                 "name": "v1", "served": true, "storage": true,
+                "subresources": {"scale": {"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.count"}},
+                "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                                             {"name": "Color", "type": "string", "jsonPath": ".spec.color", "priority": 1}],
                 "schema": {"openAPIV3Schema": {
                     "type": "object",
                     "properties": {"spec": {
@@ -292,6 +295,32 @@ async fn structural_schemas_prune_default_and_validate_custom_objects() {
     assert_eq!(obj["spec"]["color"], "red", "defaulted");
     assert!(obj["spec"].get("extra").is_none(), "pruned: {obj}");
     assert_eq!(obj["spec"]["free"]["anything"], json!([1, 2]), "preserved");
+
+    // Scale reads and writes the declared paths.
+    let (code, scale) = send(&client, "GET", &format!("{path}/w/scale"), json!(null)).await;
+    assert_eq!(code, 200, "{scale}");
+    assert_eq!(scale["spec"]["replicas"], 3);
+    let mut wanted = scale.clone();
+    wanted["spec"]["replicas"] = json!(5);
+    let (code, scaled) = send(&client, "PUT", &format!("{path}/w/scale"), wanted).await;
+    assert_eq!(code, 200, "{scaled}");
+    let (_, w) = send(&client, "GET", &format!("{path}/w"), json!(null)).await;
+    assert_eq!(w["spec"]["size"], 5);
+
+    // Tables print the declared columns.
+    let request = http::Request::get(path)
+        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Vec::new())
+        .unwrap();
+    let table: serde_json::Value = client.request(request).await.unwrap();
+    let names: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Name", "Size", "Color"]);
+    assert_eq!(table["rows"][0]["cells"], json!(["w", 5, "red"]));
 
     let (code, status) = send(
         &client,

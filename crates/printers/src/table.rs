@@ -60,7 +60,8 @@ impl TableMeta {
         }
     }
 
-    fn to_json(&self) -> Value {
+    /// The Table's `metadata`.
+    pub fn to_json(&self) -> Value {
         let mut meta = Map::new();
         if !self.resource_version.is_empty() {
             meta.insert(

@@ -4,6 +4,7 @@
 //! definitions (`controller`).
 
 mod controller;
+pub mod printing;
 mod served;
 
 pub use controller::{run, sync};

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::Value;
-use skiff_crd::Structural;
+use skiff_crd::{PrinterColumn, ScalePaths, Structural};
 
 use crate::resources::{ALL_VERBS, ResourceInfo};
 
@@ -24,6 +24,10 @@ pub struct CustomInfo {
     /// validation (`None`: no schema, or one that does not compile; objects
     /// are then kept as sent).
     pub structural: Option<Arc<Structural>>,
+    /// `additionalPrinterColumns` of the version.
+    pub columns: Vec<PrinterColumn>,
+    /// Where the scale subresource reads and writes replicas.
+    pub scale: Option<ScalePaths>,
 }
 
 impl PartialEq for CustomInfo {
@@ -105,7 +109,7 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
             };
             Some(ResourceInfo {
                 group: group.clone().into(),
-                version: version.into(),
+                version: version.clone().into(),
                 kind: kind.clone().into(),
                 list_kind: list_kind.clone().into(),
                 plural: plural.clone().into(),
@@ -123,6 +127,8 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                         .pointer("/schema/openAPIV3Schema")
                         .and_then(|schema| Structural::from_schema(schema).ok())
                         .map(Arc::new),
+                    columns: skiff_crd::printer_columns(crd, &version),
+                    scale: skiff_crd::scale_paths(crd, &version),
                 })),
             })
         })

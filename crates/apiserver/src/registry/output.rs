@@ -48,6 +48,9 @@ pub fn table(
     meta: &TableMeta,
     with_columns: bool,
 ) -> Value {
+    if let Some(custom) = &r.custom {
+        return crate::crd::printing::table(custom, objects, include, meta, now(), with_columns);
+    }
     skiff_printers::table(
         &r.group,
         &r.kind,

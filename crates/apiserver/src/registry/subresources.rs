@@ -23,38 +23,112 @@ fn selector_string(labels: &serde_json::Map<String, Value>) -> String {
         .join(",")
 }
 
-/// The `autoscaling/v1` Scale view of a scalable object.
-fn scale_of(obj: &Value) -> Value {
-    let selector = match obj.pointer("/spec/selector") {
-        Some(Value::Object(s))
-            if s.contains_key("matchLabels") || s.contains_key("matchExpressions") =>
-        {
-            s.get("matchLabels")
-                .and_then(Value::as_object)
-                .map(selector_string)
-                .unwrap_or_default()
+/// A `.spec.replicas`-style path (what CRDs declare) as a JSON pointer.
+fn pointer(path: &str) -> String {
+    path.split('.')
+        .filter(|p| !p.is_empty())
+        .fold(String::new(), |mut out, p| {
+            out.push('/');
+            out.push_str(p);
+            out
+        })
+}
+
+/// Where a resource keeps what its Scale shows: built-in kinds use
+/// `spec.replicas`/`status.replicas` and their label selector; a custom
+/// resource the paths its definition declares.
+struct ScaleFields {
+    spec_replicas: String,
+    status_replicas: String,
+    /// Custom resources: the path of the serialized selector string.
+    selector: Option<String>,
+}
+
+impl ScaleFields {
+    fn of(r: &crate::resources::ResourceInfo) -> ScaleFields {
+        match r.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+            Some(paths) => ScaleFields {
+                spec_replicas: pointer(&paths.spec_replicas),
+                status_replicas: pointer(&paths.status_replicas),
+                selector: Some(
+                    paths
+                        .label_selector
+                        .as_deref()
+                        .map(pointer)
+                        .unwrap_or_default(),
+                ),
+            },
+            None => ScaleFields {
+                spec_replicas: "/spec/replicas".into(),
+                status_replicas: "/status/replicas".into(),
+                selector: None,
+            },
         }
-        // ReplicationControllers: a plain map.
-        Some(Value::Object(m)) => selector_string(m),
-        _ => String::new(),
-    };
-    let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
-    json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-            "creationTimestamp": meta.get("creationTimestamp"),
-        },
-        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
-        "status": {
-            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector,
-        },
-    })
+    }
+
+    fn selector(&self, obj: &Value) -> String {
+        if let Some(path) = &self.selector {
+            return match path.as_str() {
+                "" => String::new(),
+                p => obj
+                    .pointer(p)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            };
+        }
+        match obj.pointer("/spec/selector") {
+            Some(Value::Object(s))
+                if s.contains_key("matchLabels") || s.contains_key("matchExpressions") =>
+            {
+                s.get("matchLabels")
+                    .and_then(Value::as_object)
+                    .map(selector_string)
+                    .unwrap_or_default()
+            }
+            // ReplicationControllers: a plain map.
+            Some(Value::Object(m)) => selector_string(m),
+            _ => String::new(),
+        }
+    }
+
+    /// The `autoscaling/v1` Scale view of a scalable object.
+    fn scale_of(&self, obj: &Value) -> Value {
+        let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+                "creationTimestamp": meta.get("creationTimestamp"),
+            },
+            "spec": {"replicas": obj.pointer(&self.spec_replicas).and_then(Value::as_i64).unwrap_or(if self.selector.is_some() { 0 } else { 1 })},
+            "status": {
+                "replicas": obj.pointer(&self.status_replicas).and_then(Value::as_i64).unwrap_or(0),
+                "selector": self.selector(obj),
+            },
+        })
+    }
+
+    /// Sets the desired replicas, making the path's objects as needed.
+    fn set_replicas(&self, obj: &mut Value, replicas: i64) {
+        let mut at = obj;
+        let parts: Vec<&str> = self.spec_replicas.split('/').skip(1).collect();
+        for (i, part) in parts.iter().enumerate() {
+            if !at.is_object() {
+                *at = json!({});
+            }
+            let Value::Object(map) = at else { return };
+            if i + 1 == parts.len() {
+                map.insert((*part).to_owned(), json!(replicas));
+                return;
+            }
+            at = map.entry((*part).to_owned()).or_insert_with(|| json!({}));
+        }
+    }
 }
 
 fn needs_kubelet(sub: &str) -> ApiError {
@@ -79,7 +153,7 @@ impl Registry {
             ("status", Verb::Patch) => self.patch(t, query, headers, body, Part::Status).await,
             ("scale", Verb::Get) => Ok(json_response(
                 StatusCode::OK,
-                &scale_of(&self.read_object(t).await?),
+                &ScaleFields::of(t.r).scale_of(&self.read_object(t).await?),
             )),
             ("scale", Verb::Update | Verb::Patch) => {
                 self.scale(t, verb, query, headers, body).await
@@ -109,10 +183,11 @@ impl Registry {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Response, ApiError> {
+        let fields = ScaleFields::of(t.r);
         let current = self.read_object(t).await?;
         let requested = if verb == Verb::Patch {
             let (kind, patch) = super::patch::decode(headers, &body)?;
-            apply(kind, &scale_of(&current), &patch)?
+            apply(kind, &fields.scale_of(&current), &patch)?
         } else {
             decode_object(headers, &body)?
         };
@@ -134,11 +209,11 @@ impl Registry {
         let obj = self
             .update_object(t, expected, dry_run(query), Part::Main, |cur| {
                 let mut next = cur.clone();
-                next["spec"]["replicas"] = json!(replicas);
+                fields.set_replicas(&mut next, replicas);
                 Ok(next)
             })
             .await?;
-        Ok(json_response(StatusCode::OK, &scale_of(&obj)))
+        Ok(json_response(StatusCode::OK, &fields.scale_of(&obj)))
     }
 
     /// `POST .../bindings`: the same as `pods/<name>/binding`, naming the
