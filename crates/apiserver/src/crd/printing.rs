@@ -143,7 +143,7 @@ mod tests {
         ];
         let t = table(
             &info(columns),
-            &[obj.clone()],
+            std::slice::from_ref(&obj),
             IncludeObject::None,
             &TableMeta::default(),
             now,
