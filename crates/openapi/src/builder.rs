@@ -220,6 +220,7 @@ impl OpenApiBuilder {
         let v2_doc = v2::document(&all_paths, &defs);
         let v2_json = serde_json::to_vec(&v2_doc)?;
         let v2_protobuf = v2_proto::document(&v2_doc).encode_to_vec();
+        let v2_etag = hash::content_hash(&v2_json);
 
         let mut v3_documents = BTreeMap::new();
         let mut index = Map::new();
@@ -239,6 +240,7 @@ impl OpenApiBuilder {
             resources: self.entries.into_iter().map(|e| e.spec).collect(),
             v2_json,
             v2_protobuf,
+            v2_etag,
             v3_index,
             v3_documents,
             fields,
@@ -283,6 +285,9 @@ pub struct OpenApi {
     resources: Vec<ResourceSpec>,
     v2_json: Vec<u8>,
     v2_protobuf: Vec<u8>,
+    /// One tag for both v2 encodings (they render the same document), as
+    /// upstream's handler does.
+    v2_etag: String,
     v3_index: Vec<u8>,
     v3_documents: BTreeMap<String, V3Document>,
     /// Every kind's schema compiled for field validation
@@ -331,6 +336,11 @@ impl OpenApi {
     /// served as [`V2_PROTOBUF_CONTENT_TYPE`].
     pub fn v2_protobuf(&self) -> &[u8] {
         &self.v2_protobuf
+    }
+
+    /// The content hash of the v2 document, for `ETag` / `If-None-Match`.
+    pub fn v2_etag(&self) -> &str {
+        &self.v2_etag
     }
 
     /// Every resource described, in the order added.
