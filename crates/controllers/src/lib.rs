@@ -1,0 +1,246 @@
+//! skiff's controller manager: the reconcile loops that make the cluster
+//! converge, each an API client like upstream's kube-controller-manager.
+//!
+//! Start reading at [`run`]: it parses the `--controllers` selection, wins
+//! the `kube-system/skiff-controller-manager` Lease ([`leader_election`])
+//! and runs every enabled controller until it loses the lease or is shut
+//! down. Each controller is a module with its own `run`; the first is the
+//! [`garbage_collector`] (ownerReferences, cascading deletion).
+
+pub mod garbage_collector;
+pub mod leader_election;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// Every controller this manager knows, by its upstream name.
+pub const KNOWN_CONTROLLERS: &[&str] = &["garbage-collector-controller"];
+
+/// Older names upstream still accepts, and the controller each stands for.
+const ALIASES: &[(&str, &str)] = &[("garbagecollector", "garbage-collector-controller")];
+
+/// Controllers that `*` does not turn on (none yet).
+const DISABLED_BY_DEFAULT: &[&str] = &[];
+
+/// What the controller manager runs and how.
+#[derive(Clone)]
+pub struct Config {
+    /// The client every controller uses (its own identity).
+    pub client: kube::Client,
+    /// Upstream-style selection: `*` all (default-on) controllers, `name`
+    /// enables one, `-name` disables one.
+    pub controllers: Vec<String>,
+    /// Take part in leader election (off: act at once, for a single
+    /// instance that cannot race with another).
+    pub leader_elect: bool,
+    /// This instance's name in the Lease.
+    pub identity: String,
+    /// Lease timings (upstream's defaults: 15 s, 10 s, 2 s).
+    pub lease: leader_election::Timing,
+    /// Garbage collector tuning.
+    pub garbage_collector: garbage_collector::Settings,
+}
+
+impl Config {
+    /// All controllers, leader election on, upstream's timings.
+    pub fn new(client: kube::Client) -> Self {
+        Config {
+            client,
+            controllers: vec!["*".to_owned()],
+            leader_elect: true,
+            identity: default_identity(),
+            lease: leader_election::Timing::default(),
+            garbage_collector: garbage_collector::Settings::default(),
+        }
+    }
+}
+
+/// `<hostname>_<uuid>`, as upstream names lease holders.
+pub fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "skiff".to_owned());
+    format!("{host}_{}", uuid::Uuid::new_v4())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0:?} is not in the list of known controllers")]
+    UnknownController(String),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("controller {name} stopped: {message}")]
+    Controller { name: &'static str, message: String },
+}
+
+/// Whether `name` runs under the selection `controllers` (upstream's
+/// IsControllerEnabled: the first explicit mention wins, then `*`).
+pub fn controller_enabled(name: &str, controllers: &[String]) -> bool {
+    let mut star = false;
+    for c in controllers {
+        let (negated, mentioned) = match c.strip_prefix('-') {
+            Some(rest) => (true, canonical(rest)),
+            None => (false, canonical(c)),
+        };
+        if mentioned == name {
+            return !negated;
+        }
+        star |= c == "*";
+    }
+    star && !DISABLED_BY_DEFAULT.contains(&name)
+}
+
+/// Checks a `--controllers` selection; returns the enabled controllers.
+pub fn enabled_controllers(controllers: &[String]) -> Result<Vec<&'static str>, Error> {
+    for c in controllers {
+        let name = c.strip_prefix('-').unwrap_or(c);
+        if c != "*" && !KNOWN_CONTROLLERS.contains(&canonical(name)) {
+            return Err(Error::UnknownController(name.to_owned()));
+        }
+    }
+    Ok(KNOWN_CONTROLLERS
+        .iter()
+        .copied()
+        .filter(|n| controller_enabled(n, controllers))
+        .collect())
+}
+
+fn canonical(name: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, full)| full)
+}
+
+/// Runs the enabled controllers until `shutdown`, under the lease when
+/// leader election is on (losing it stops them; they start again once the
+/// lease is won back).
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let enabled = enabled_controllers(&config.controllers)?;
+    tracing::info!(controllers = ?enabled, identity = %config.identity, "controller manager starting");
+    if !config.leader_elect {
+        return run_controllers(&config, &enabled, shutdown).await;
+    }
+    let elector = leader_election::LeaderElector::new(
+        config.client.clone(),
+        "kube-system",
+        "skiff-controller-manager",
+        &config.identity,
+        config.lease,
+    );
+    loop {
+        if !elector.acquire(&shutdown).await {
+            return Ok(());
+        }
+        tracing::info!(identity = %config.identity, "became leader: starting controllers");
+        let term = shutdown.child_token();
+        let controllers = run_controllers(&config, &enabled, term.clone());
+        let keep = elector.keep(&term);
+        tokio::pin!(controllers);
+        tokio::select! {
+            result = &mut controllers => {
+                term.cancel();
+                elector.release().await;
+                return result;
+            }
+            () = keep => {}
+        }
+        term.cancel();
+        let result = controllers.await;
+        if shutdown.is_cancelled() {
+            elector.release().await;
+            return result;
+        }
+        tracing::warn!("lost the leader lease: controllers stopped; trying to win it back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn run_controllers(
+    config: &Config,
+    enabled: &[&'static str],
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in enabled {
+        match *name {
+            "garbage-collector-controller" => {
+                let client = config.client.clone();
+                let settings = config.garbage_collector.clone();
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    garbage_collector::run(client, settings, token)
+                        .await
+                        .map_err(|e| Error::Controller {
+                            name: "garbage-collector-controller",
+                            message: e.to_string(),
+                        })
+                });
+            }
+            other => tracing::warn!(controller = other, "no such controller"),
+        }
+    }
+    let mut result = Ok(());
+    while let Some(done) = tasks.join_next().await {
+        let outcome = match done {
+            Ok(r) => r,
+            Err(e) => Err(Error::Controller {
+                name: "controller",
+                message: e.to_string(),
+            }),
+        };
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "controller failed");
+            shutdown.cancel();
+            result = Err(e);
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| (*x).to_owned()).collect()
+    }
+
+    #[test]
+    fn controllers_flag_as_upstream() {
+        let gc = "garbage-collector-controller";
+        assert!(controller_enabled(gc, &sel(&["*"])));
+        assert!(!controller_enabled(
+            gc,
+            &sel(&["*", "-garbage-collector-controller"])
+        ));
+        assert!(!controller_enabled(
+            gc,
+            &sel(&["-garbage-collector-controller", "*"])
+        ));
+        assert!(controller_enabled(
+            gc,
+            &sel(&["garbage-collector-controller"])
+        ));
+        assert!(!controller_enabled(gc, &sel(&[])));
+        assert!(!controller_enabled(gc, &sel(&["other"])));
+        assert_eq!(enabled_controllers(&sel(&["*"])).ok(), Some(vec![gc]));
+        assert_eq!(
+            enabled_controllers(&sel(&["*", "-garbage-collector-controller"])).ok(),
+            Some(vec![])
+        );
+        let Err(e) = enabled_controllers(&sel(&["*", "-nope"])) else {
+            panic!("accepted an unknown controller");
+        };
+        assert_eq!(
+            e.to_string(),
+            "\"nope\" is not in the list of known controllers"
+        );
+        assert!(!controller_enabled(gc, &sel(&["-garbagecollector", "*"])));
+        assert!(controller_enabled(gc, &sel(&["garbagecollector"])));
+    }
+}
