@@ -29,6 +29,8 @@ enum Commands {
     Server(server::ServerArgs),
     /// Run the API server alone (same flags as `server`).
     Apiserver(server::ServerArgs),
+    /// Run the controller manager alone against an API server.
+    ControllerManager(server::ControllerManagerArgs),
     /// Measure the speed of a component.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Commands::Server(args) => server::run(args, server::Role::Server).await,
             Commands::Apiserver(args) => server::run(args, server::Role::ApiServer).await,
+            Commands::ControllerManager(args) => server::run_controller_manager(args).await,
             Commands::Bench(command) => bench::run(command).await,
         }
     })

@@ -35,6 +35,62 @@ pub struct ServerArgs {
     /// this is currently always the case).
     #[arg(long)]
     pub disable_agent: bool,
+    /// Controllers to run (`skiff server` only), upstream-style: `*` all,
+    /// `name` one, `-name` not this one.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
+}
+
+/// `skiff controller-manager`: the controllers alone, against any API server.
+#[derive(clap::Args)]
+pub struct ControllerManagerArgs {
+    /// Credentials and address of the API server (default: `$KUBECONFIG`,
+    /// `~/.kube/config`, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Controllers to run, upstream-style: `*` all, `name` one, `-name` not this one.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
+    /// Take part in leader election (Lease kube-system/skiff-controller-manager).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+}
+
+/// A client from a kubeconfig file, or the usual inference without one.
+pub async fn client_from(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &Default::default())
+                .await
+                .with_context(|| format!("using kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("finding a kubeconfig (use --kubeconfig)")?,
+    };
+    kube::Client::try_from(config).context("building the API client")
+}
+
+/// Runs the controller manager alone until Ctrl-C.
+pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Result<()> {
+    skiff_controllers::enabled_controllers(&args.controllers)?;
+    let client = client_from(args.kubeconfig.as_deref()).await?;
+    let mut config = skiff_controllers::Config::new(client);
+    config.controllers = args.controllers;
+    config.leader_elect = args.leader_elect;
+    let shutdown = CancellationToken::new();
+    let mut running = tokio::spawn(skiff_controllers::run(config, shutdown.clone()));
+    tokio::select! {
+        () = wait_for_signal() => {
+            tracing::info!("shutting down");
+            shutdown.cancel();
+            (&mut running).await??;
+        }
+        result = &mut running => result??,
+    }
+    Ok(())
 }
 
 /// The data dir users know from other distributions.
@@ -114,6 +170,7 @@ pub enum Role {
 }
 
 pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
+    skiff_controllers::enabled_controllers(&args.controllers)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
@@ -134,9 +191,26 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
     })
     .await
     .context("starting the API server")?;
-    let kubeconfig = apiserver.kubeconfig.display().to_string();
+    let kubeconfig_path = apiserver.kubeconfig.clone();
+    let kubeconfig = kubeconfig_path.display().to_string();
     let serving = tokio::spawn(apiserver.run(shutdown.clone()));
     tokio::spawn(log_memory(shutdown.clone()));
+    // The controllers stop before the API server so that they can give
+    // their lease back.
+    let stop_controllers = CancellationToken::new();
+    let controllers = if role == Role::Server {
+        let client = client_from(Some(&kubeconfig_path)).await?;
+        let mut config = skiff_controllers::Config::new(client);
+        config.controllers = args.controllers.clone();
+        let token = stop_controllers.clone();
+        Some(tokio::spawn(async move {
+            if let Err(e) = skiff_controllers::run(config, token).await {
+                tracing::error!(error = %e, "controller manager stopped");
+            }
+        }))
+    } else {
+        None
+    };
     if role == Role::Server && !args.disable_agent {
         tracing::info!("no node agent yet: this server runs the control plane only");
     }
@@ -145,6 +219,14 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
     );
     wait_for_signal().await;
     tracing::info!("shutting down");
+    stop_controllers.cancel();
+    if let Some(controllers) = controllers
+        && tokio::time::timeout(std::time::Duration::from_secs(5), controllers)
+            .await
+            .is_err()
+    {
+        tracing::warn!("controllers did not stop within 5 s");
+    }
     shutdown.cancel();
     serving.await?;
     compaction.await?;
@@ -172,7 +254,7 @@ async fn log_memory(shutdown: CancellationToken) {
 }
 
 /// SIGINT or SIGTERM.
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
