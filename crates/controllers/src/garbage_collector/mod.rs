@@ -82,12 +82,15 @@ struct Monitor {
     resource: Arc<ApiResource>,
 }
 
+/// (group, kind) → the resource serving it and whether it is namespaced.
+type Kinds = HashMap<(String, String), (Arc<ApiResource>, bool)>;
+
 struct Collector {
     client: kube::Client,
     graph: Mutex<Graph>,
     queue: Arc<Queue>,
     /// (group, kind) → resource and whether it is namespaced.
-    kinds: RwLock<HashMap<(String, String), (Arc<ApiResource>, bool)>>,
+    kinds: RwLock<Kinds>,
     /// `group/plural` → its monitor.
     monitors: Mutex<HashMap<String, Monitor>>,
 }
