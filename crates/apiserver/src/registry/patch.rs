@@ -114,10 +114,19 @@ pub fn apply(kind: PatchKind, current: &Value, patch: &Value) -> Result<Value, A
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             json_patch::patch(&mut doc, &ops).map_err(|e| {
+                // Upstream's JSON patch library words a failed test this way.
+                let detail = match e.kind {
+                    json_patch::PatchErrorKind::TestFailed => {
+                        format!("testing value {} failed: test failed", e.path)
+                    }
+                    _ => e.to_string(),
+                };
                 ApiError::new(
                     422,
                     "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
+                    format!(
+                        "the server rejected our request due to an error in our request: {detail}"
+                    ),
                 )
             })?;
         }
