@@ -68,6 +68,13 @@ const UPSTREAM_API_RESOURCES: &[[&str; 5]] = &[
         "ValidatingWebhookConfiguration",
     ],
     [
+        "customresourcedefinitions",
+        "crd,crds",
+        "apiextensions.k8s.io/v1",
+        "false",
+        "CustomResourceDefinition",
+    ],
+    [
         "controllerrevisions",
         "",
         "apps/v1",
@@ -358,6 +365,7 @@ fn api_versions_lists_every_served_group_version() {
             out.lines().collect::<Vec<_>>(),
             [
                 "admissionregistration.k8s.io/v1",
+                "apiextensions.k8s.io/v1",
                 "apps/v1",
                 "autoscaling/v1",
                 "autoscaling/v2",
