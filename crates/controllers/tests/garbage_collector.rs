@@ -283,3 +283,46 @@ async fn only_one_instance_leads() {
     assert_eq!(spec.lease_transitions, Some(1));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_restarted_collector_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(server.client.clone(), "default");
+    // Deletions made while no collector runs.
+    let gone_owner = configmap(&cms, "gone-owner", vec![]).await;
+    configmap(&cms, "stray", vec![owner_ref(&gone_owner, false)]).await;
+    cms.delete("gone-owner", &DeleteParams::default())
+        .await
+        .unwrap();
+    let orphaning = configmap(&cms, "orphaning", vec![]).await;
+    configmap(&cms, "kept", vec![owner_ref(&orphaning, true)]).await;
+    cms.delete("orphaning", &policy(PropagationPolicy::Orphan))
+        .await
+        .unwrap();
+    let fg = configmap(&cms, "fg", vec![]).await;
+    configmap(&cms, "fg-dep", vec![owner_ref(&fg, true)]).await;
+    cms.delete("fg", &policy(PropagationPolicy::Foreground))
+        .await
+        .unwrap();
+    assert!(!absent(cms.get_opt("orphaning").await));
+    assert!(!absent(cms.get_opt("fg").await));
+    let (stop, task) = common::start_controllers(server.client.clone());
+    common::eventually("every pending deletion completes", || async {
+        absent(cms.get_opt("stray").await)
+            && absent(cms.get_opt("orphaning").await)
+            && absent(cms.get_opt("fg").await)
+            && absent(cms.get_opt("fg-dep").await)
+    })
+    .await;
+    let kept = cms.get("kept").await.unwrap();
+    assert!(
+        kept.metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+    stop.cancel();
+    task.await.unwrap();
+    server.stop().await;
+}
