@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use skiff_store::ListOptions;
 
 use super::continue_token::ContinueToken;
-use super::output::{Output, negotiate, table};
+use super::output::{Output, metadata_only, negotiate, table};
 use super::selection::Selection;
 use super::{Query, Registry, Target, json_response};
 use crate::object;
@@ -65,12 +65,22 @@ impl Registry {
         if let Some(remaining) = page.remaining {
             metadata["remainingItemCount"] = json!(remaining);
         }
-        let list = json!({
-            "kind": t.r.list_kind,
-            "apiVersion": t.r.api_version(),
-            "metadata": metadata,
-            "items": page.items,
-        });
+        let list = if let Output::Metadata = output {
+            let items: Vec<Value> = page.items.iter().map(metadata_only).collect();
+            json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": metadata,
+                "items": items,
+            })
+        } else {
+            json!({
+                "kind": t.r.list_kind,
+                "apiVersion": t.r.api_version(),
+                "metadata": metadata,
+                "items": page.items,
+            })
+        };
         Ok(json_response(StatusCode::OK, &list))
     }
 

@@ -13,22 +13,36 @@ use crate::status::ApiError;
 pub enum Output {
     Json,
     Table(IncludeObject),
+    /// `PartialObjectMetadata` (`...List` for lists): metadata only, what
+    /// metadata informers (the garbage collector) ask for.
+    Metadata,
 }
 
-/// Reads the Accept header (`application/json;as=Table;v=v1;g=meta.k8s.io`)
-/// and `includeObject`.
+/// Whether the Accept header asks for `meta.k8s.io/v1` `as=<what>`.
+fn accepts_meta(accept: &str, what: &[&str]) -> bool {
+    accept.split(',').any(|media| {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        what.iter()
+            .any(|w| params.contains(&format!("as={w}").as_str()))
+            && params.contains(&"g=meta.k8s.io")
+            && params.contains(&"v=v1")
+    })
+}
+
+/// Reads the Accept header (`application/json;as=Table;v=v1;g=meta.k8s.io`,
+/// or `as=PartialObjectMetadata[List]`) and `includeObject`.
 pub fn negotiate(headers: &HeaderMap, query: &Query) -> Result<Output, ApiError> {
     let accept = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let table = accept.split(',').any(|media| {
-        let params: Vec<&str> = media.split(';').map(str::trim).collect();
-        params.contains(&"as=Table")
-            && params.contains(&"g=meta.k8s.io")
-            && params.contains(&"v=v1")
-    });
-    if !table {
+    if !accepts_meta(accept, &["Table"]) {
+        if accepts_meta(
+            accept,
+            &["PartialObjectMetadata", "PartialObjectMetadataList"],
+        ) {
+            return Ok(Output::Metadata);
+        }
         return Ok(Output::Json);
     }
     let include = IncludeObject::from_query(query.get("includeObject").map(String::as_str))
@@ -71,4 +85,9 @@ pub fn object_table(
 ) -> Value {
     let meta = TableMeta::for_object(obj);
     table(r, include, std::slice::from_ref(obj), &meta, with_columns)
+}
+
+/// An object reduced to `PartialObjectMetadata`.
+pub fn metadata_only(obj: &Value) -> Value {
+    skiff_printers::partial_object_metadata(obj)
 }

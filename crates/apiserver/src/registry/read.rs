@@ -3,7 +3,7 @@
 use axum::response::Response;
 use http::StatusCode;
 
-use super::output::{Output, negotiate, object_table};
+use super::output::{Output, metadata_only, negotiate, object_table};
 use super::{Query, Registry, Target, json_response};
 use crate::object;
 use crate::status::ApiError;
@@ -22,6 +22,7 @@ impl Registry {
             Output::Table(include) => {
                 json_response(StatusCode::OK, &object_table(t.r, include, &obj, true))
             }
+            Output::Metadata => json_response(StatusCode::OK, &metadata_only(&obj)),
         })
     }
 

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use skiff_store::{EventKind, StoreError, WatchStream};
 use tokio::sync::broadcast;
 
-use super::output::{Output, negotiate, object_table};
+use super::output::{Output, metadata_only, negotiate, object_table};
 use super::selection::Selection;
 use super::{Query, Registry, Target};
 use crate::object;
@@ -108,6 +108,7 @@ impl Watcher {
                 self.first = false;
                 frame(kind, &table)
             }
+            Output::Metadata => frame(kind, &metadata_only(obj)),
         }
     }
 

@@ -30,7 +30,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
-use kube::core::{ApiResource, DynamicObject};
+use kube::core::{ApiResource, DynamicObject, PartialObjectMeta};
 use kube::discovery::{Discovery, Scope, verbs};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
@@ -247,7 +247,9 @@ impl Collector {
         synced: Arc<AtomicBool>,
         token: CancellationToken,
     ) {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &*ar);
+        // Metadata only: owner references are all the graph needs, and
+        // full objects would cost the server and this process for nothing.
+        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(self.client.clone(), &*ar);
         let stream = watcher(api, watcher::Config::default()).default_backoff();
         futures::pin_mut!(stream);
         let mut seen: HashSet<String> = HashSet::new();
