@@ -404,3 +404,72 @@ async fn structural_schemas_prune_default_and_validate_custom_objects() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_served_version_reads_the_same_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let client = server.client.clone();
+    let schema = json!({"openAPIV3Schema": {"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}});
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gizmos.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Cluster",
+            "names": {"plural": "gizmos", "kind": "Gizmo"},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true, "schema": schema},
+                {"name": "v1beta1", "served": true, "storage": false, "schema": schema},
+                {"name": "v1alpha1", "served": false, "storage": false, "schema": schema}
+            ]
+        }
+    });
+    let (code, body) = send(
+        &client,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        crd,
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    established(&crds, "gizmos.example.com").await;
+    let stored = crds.get("gizmos.example.com").await.unwrap();
+    assert_eq!(
+        stored.status.unwrap().stored_versions,
+        Some(vec!["v1".to_owned()])
+    );
+
+    let (code, body) = send(
+        &client,
+        "POST",
+        "/apis/example.com/v1beta1/gizmos",
+        json!({"apiVersion": "example.com/v1beta1", "kind": "Gizmo", "metadata": {"name": "g"}, "spec": {"size": 2}}),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let (code, v1) = send(&client, "GET", "/apis/example.com/v1/gizmos/g", json!(null)).await;
+    assert_eq!(code, 200);
+    assert_eq!(v1["apiVersion"], "example.com/v1");
+    assert_eq!(v1["spec"]["size"], 2);
+    let (_, list) = send(
+        &client,
+        "GET",
+        "/apis/example.com/v1beta1/gizmos",
+        json!(null),
+    )
+    .await;
+    assert_eq!(list["items"][0]["apiVersion"], "example.com/v1beta1");
+    let (code, _) = send(
+        &client,
+        "GET",
+        "/apis/example.com/v1alpha1/gizmos",
+        json!(null),
+    )
+    .await;
+    assert_eq!(code, 404, "unserved versions are not served");
+    server.stop().await;
+}
