@@ -18,6 +18,8 @@ mod request;
 mod resources;
 mod serve;
 mod status;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tls;
 mod watch_cache;
 
