@@ -78,6 +78,7 @@ impl Server {
                 "--bind-address",
                 "127.0.0.1",
                 "--disable-agent",
+                "--controllers=-garbage-collector-controller",
             ])
             .arg("--data-dir")
             .arg(dir.path())
