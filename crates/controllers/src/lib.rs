@@ -5,20 +5,25 @@
 //! the `kube-system/skiff-controller-manager` Lease ([`leader_election`])
 //! and runs every enabled controller until it loses the lease or is shut
 //! down. Each controller is a module with its own `run`; the first is the
-//! [`garbage_collector`] (ownerReferences, cascading deletion).
+//! [`garbage_collector`] (ownerReferences, cascading deletion), then the
+//! workload controllers ([`replicaset`]).
 
 pub mod garbage_collector;
 pub mod leader_election;
+pub mod replicaset;
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 /// Every controller this manager knows, by its upstream name.
-pub const KNOWN_CONTROLLERS: &[&str] = &["garbage-collector-controller"];
+pub const KNOWN_CONTROLLERS: &[&str] = &["garbage-collector-controller", "replicaset-controller"];
 
 /// Older names upstream still accepts, and the controller each stands for.
-const ALIASES: &[(&str, &str)] = &[("garbagecollector", "garbage-collector-controller")];
+const ALIASES: &[(&str, &str)] = &[
+    ("garbagecollector", "garbage-collector-controller"),
+    ("replicaset", "replicaset-controller"),
+];
 
 /// Controllers that `*` does not turn on (none yet).
 const DISABLED_BY_DEFAULT: &[&str] = &[];
@@ -40,6 +45,8 @@ pub struct Config {
     pub lease: leader_election::Timing,
     /// Garbage collector tuning.
     pub garbage_collector: garbage_collector::Settings,
+    /// ReplicaSet controller tuning.
+    pub replicaset: replicaset::Settings,
 }
 
 impl Config {
@@ -52,6 +59,7 @@ impl Config {
             identity: default_identity(),
             lease: leader_election::Timing::default(),
             garbage_collector: garbage_collector::Settings::default(),
+            replicaset: replicaset::Settings::default(),
         }
     }
 }
@@ -181,6 +189,19 @@ async fn run_controllers(
                         })
                 });
             }
+            "replicaset-controller" => {
+                let client = config.client.clone();
+                let settings = config.replicaset.clone();
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    replicaset::run(client, settings, token)
+                        .await
+                        .map_err(|e| Error::Controller {
+                            name: "replicaset-controller",
+                            message: e.to_string(),
+                        })
+                });
+            }
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -228,11 +249,13 @@ mod tests {
         ));
         assert!(!controller_enabled(gc, &sel(&[])));
         assert!(!controller_enabled(gc, &sel(&["other"])));
-        assert_eq!(enabled_controllers(&sel(&["*"])).ok(), Some(vec![gc]));
+        let rs = "replicaset-controller";
+        assert_eq!(enabled_controllers(&sel(&["*"])).ok(), Some(vec![gc, rs]));
         assert_eq!(
             enabled_controllers(&sel(&["*", "-garbage-collector-controller"])).ok(),
-            Some(vec![])
+            Some(vec![rs])
         );
+        assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));
         let Err(e) = enabled_controllers(&sel(&["*", "-nope"])) else {
             panic!("accepted an unknown controller");
         };

@@ -1,0 +1,508 @@
+//! The ReplicaSet controller (`replicaset-controller`), as upstream's:
+//! keeps `spec.replicas` active pods matching the selector.
+//!
+//! * One pod watch feeds a cache ([`reflector`]) and the triggers: a pod
+//!   maps to its controlling ReplicaSet, an orphan to every ReplicaSet in
+//!   its namespace whose selector matches it.
+//! * Reconcile (level-triggered, one at a time per ReplicaSet): claim pods
+//!   (adopt matching orphans, release owned pods that stopped matching),
+//!   then — once the expectations are met — create pods from the template
+//!   in slow-start batches (1, 2, 4, …, stopping at the first error) or
+//!   delete the surplus ranked as upstream ([`pods::pods_to_delete`]),
+//!   then write `status` through the status subresource.
+//! * **Expectations**: the names of pods it created and the uids of pods it
+//!   deleted, per ReplicaSet, until the cache shows them (or 5 minutes
+//!   pass), so a slow watch cannot cause duplicate creates or deletes.
+
+pub mod pods;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// How long an unmet expectation holds a ReplicaSet back (upstream's
+/// ExpectationsTimeout).
+pub const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Most pods created or deleted in one sync (upstream's burstReplicas).
+const BURST_REPLICAS: usize = 500;
+
+/// Tuning of the controller.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// ReplicaSets reconciled in parallel (`--concurrent-replicaset-syncs`).
+    pub concurrency: u16,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { concurrency: 5 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the pod cache stopped")]
+    CacheStopped,
+}
+
+#[derive(Default)]
+struct Expectation {
+    /// Names of pods created and not yet seen in the cache.
+    creates: HashSet<String>,
+    /// Uids of pods deleted and still in the cache.
+    deletes: HashSet<String>,
+    since: Option<Instant>,
+}
+
+struct Ctx {
+    client: kube::Client,
+    pods: Store<Pod>,
+    /// `namespace/name` → what the last sync is waiting to observe.
+    expectations: Mutex<HashMap<String, Expectation>>,
+}
+
+impl Ctx {
+    /// A watch event for `pod`: a deletion satisfies both kinds of
+    /// expectation of its controller (a created pod may be gone before the
+    /// cache ever showed it).
+    fn observe_deleted(&self, pod: &Pod) {
+        let Some(owner) = pods::controller_of(&pod.metadata) else {
+            return;
+        };
+        let key = format!("{}/{}", pod.namespace().unwrap_or_default(), owner.name);
+        let mut all = self
+            .expectations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = all.get_mut(&key) {
+            e.creates.remove(&pod.name_any());
+            if let Some(uid) = &pod.metadata.uid {
+                e.deletes.remove(uid);
+            }
+        }
+    }
+
+    /// Whether the last sync's creates and deletes have all been observed
+    /// (or timed out); otherwise how long until they time out.
+    fn satisfied(&self, key: &str, namespace: &str) -> Result<(), Duration> {
+        let mut all = self
+            .expectations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(e) = all.get_mut(key) else {
+            return Ok(());
+        };
+        e.creates.retain(|name| {
+            self.pods
+                .get(&ObjectRef::new(name).within(namespace))
+                .is_none()
+        });
+        let cached: HashMap<String, bool> = self
+            .pods
+            .state()
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+            .filter_map(|p| {
+                Some((
+                    p.metadata.uid.clone()?,
+                    p.metadata.deletion_timestamp.is_some(),
+                ))
+            })
+            .collect();
+        e.deletes
+            .retain(|uid| cached.get(uid).is_some_and(|deleting| !deleting));
+        if e.creates.is_empty() && e.deletes.is_empty() {
+            all.remove(key);
+            return Ok(());
+        }
+        let waited = e.since.map_or(Duration::ZERO, |s| s.elapsed());
+        if waited >= EXPECTATIONS_TIMEOUT {
+            tracing::info!(replicaset = key, "expectations timed out");
+            all.remove(key);
+            return Ok(());
+        }
+        Err(EXPECTATIONS_TIMEOUT - waited)
+    }
+
+    fn expect(&self, key: &str, f: impl FnOnce(&mut Expectation)) {
+        let mut all = self
+            .expectations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let e = all.entry(key.to_owned()).or_default();
+        e.since = Some(Instant::now());
+        f(e);
+    }
+}
+
+/// Runs the controller until `shutdown`.
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let (pod_cache, writer) = reflector::store::<Pod>();
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        pods: pod_cache,
+        expectations: Mutex::new(HashMap::new()),
+    });
+    let controller = Controller::new(
+        Api::<ReplicaSet>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let replicasets = controller.store();
+    let observer = ctx.clone();
+    let pod_events = watcher(Api::<Pod>::all(client), watcher::Config::default())
+        .default_backoff()
+        .map_ok(move |event| {
+            if let watcher::Event::Delete(pod) = &event {
+                observer.observe_deleted(pod);
+            }
+            event
+        })
+        .reflect(writer)
+        .touched_objects();
+    controller
+        .watches_stream(pod_events, move |pod: Pod| {
+            replicasets_for(&pod, &replicasets)
+        })
+        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "replicaset sync");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// The ReplicaSets a pod event concerns: its controller if that is a
+/// ReplicaSet, else (an orphan) every ReplicaSet in its namespace whose
+/// selector matches it.
+fn replicasets_for(pod: &Pod, replicasets: &Store<ReplicaSet>) -> Vec<ObjectRef<ReplicaSet>> {
+    let ns = pod.namespace().unwrap_or_default();
+    if let Some(owner) = pods::controller_of(&pod.metadata) {
+        if owner.kind == "ReplicaSet" && owner.api_version.starts_with("apps/") {
+            return vec![ObjectRef::new(&owner.name).within(&ns)];
+        }
+        return Vec::new();
+    }
+    replicasets
+        .state()
+        .iter()
+        .filter(|rs| rs.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .filter(|rs| {
+            rs.spec
+                .as_ref()
+                .is_some_and(|s| pods::selector_matches(&s.selector, pod.metadata.labels.as_ref()))
+        })
+        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+        .collect()
+}
+
+fn error_policy(_rs: Arc<ReplicaSet>, error: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %error, "replicaset sync failed; retrying");
+    Action::requeue(Duration::from_millis(500))
+}
+
+fn controller_ref(rs: &ReplicaSet) -> OwnerReference {
+    OwnerReference {
+        api_version: "apps/v1".to_owned(),
+        kind: "ReplicaSet".to_owned(),
+        name: rs.name_any(),
+        uid: rs.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    ctx.pods
+        .wait_until_ready()
+        .await
+        .map_err(|_| Error::CacheStopped)?;
+    let ns = rs.namespace().unwrap_or_default();
+    let name = rs.name_any();
+    let key = format!("{ns}/{name}");
+    let uid = rs.uid().unwrap_or_default();
+    let Some(spec) = rs.spec.as_ref() else {
+        return Ok(Action::await_change());
+    };
+    let deleting = rs.metadata.deletion_timestamp.is_some();
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+
+    // Whether the ReplicaSet may adopt, checked live once (upstream's canAdopt).
+    let mut can_adopt: Option<bool> = None;
+    let mut owned: Vec<Arc<Pod>> = Vec::new();
+    for pod in ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && pods::is_active(p))
+    {
+        let matches = pods::selector_matches(&spec.selector, pod.metadata.labels.as_ref());
+        match pods::controller_of(&pod.metadata) {
+            Some(r) if r.uid == uid => {
+                if matches {
+                    owned.push(pod);
+                } else if !deleting {
+                    release(&pod_api, &pod, &uid).await?;
+                }
+            }
+            Some(_) => {}
+            None if matches && !deleting => {
+                if can_adopt.is_none() {
+                    let fresh = Api::<ReplicaSet>::namespaced(ctx.client.clone(), &ns)
+                        .get_opt(&name)
+                        .await?;
+                    can_adopt = Some(fresh.is_some_and(|f| {
+                        f.uid().as_deref() == Some(uid.as_str())
+                            && f.metadata.deletion_timestamp.is_none()
+                    }));
+                }
+                if can_adopt == Some(true)
+                    && let Some(adopted) = adopt(&pod_api, &pod, &rs).await?
+                {
+                    owned.push(Arc::new(adopted));
+                }
+            }
+            None => {}
+        }
+    }
+
+    let mut requeue: Option<Duration> = None;
+    let mut manage_error = None;
+    if !deleting {
+        match ctx.satisfied(&key, &ns) {
+            Ok(()) => {
+                if let Err(e) = manage(&ctx, &rs, &key, &ns, &pod_api, &owned).await {
+                    manage_error = Some(e);
+                }
+            }
+            Err(left) => requeue = Some(left),
+        }
+    }
+
+    // Status from the pods claimed before acting, as upstream.
+    let min_ready = i64::from(spec.min_ready_seconds.unwrap_or(0));
+    let now = Timestamp::now();
+    let template_labels = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let fully_labeled = owned
+        .iter()
+        .filter(|p| {
+            let labels = p.metadata.labels.as_ref();
+            template_labels
+                .iter()
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+        })
+        .count();
+    let ready = owned.iter().filter(|p| pods::is_ready(p)).count();
+    let available = owned
+        .iter()
+        .filter(|p| pods::is_available(p, min_ready, now))
+        .count();
+    let observed = rs.metadata.generation;
+    let current = rs.status.clone().unwrap_or_default();
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let changed = current.replicas != count(owned.len())
+        || current.fully_labeled_replicas.unwrap_or(0) != count(fully_labeled)
+        || current.ready_replicas.unwrap_or(0) != count(ready)
+        || current.available_replicas.unwrap_or(0) != count(available)
+        || current.observed_generation != observed;
+    if changed {
+        let patch = json!({"status": {
+            "replicas": owned.len(),
+            "fullyLabeledReplicas": fully_labeled,
+            "readyReplicas": ready,
+            "availableReplicas": available,
+            "observedGeneration": observed,
+        }});
+        let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+        match rs_api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if not_found(&e) => return Ok(Action::await_change()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(e) = manage_error {
+        return Err(e);
+    }
+    if min_ready > 0 && available < ready {
+        let again = Duration::from_secs(u64::try_from(min_ready).unwrap_or(1));
+        requeue = Some(requeue.map_or(again, |r| r.min(again)));
+    }
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Creates or deletes pods so that `owned` becomes `spec.replicas`.
+async fn manage(
+    ctx: &Ctx,
+    rs: &ReplicaSet,
+    key: &str,
+    ns: &str,
+    pod_api: &Api<Pod>,
+    owned: &[Arc<Pod>],
+) -> Result<(), Error> {
+    let spec = rs.spec.as_ref().map(|s| (s.replicas, s.template.as_ref()));
+    let Some((replicas, template)) = spec else {
+        return Ok(());
+    };
+    let want = usize::try_from(replicas.unwrap_or(1)).unwrap_or(0);
+    if owned.len() < want {
+        let Some(template) = template else {
+            return Ok(());
+        };
+        let pod = pods::pod_from_template(template, ns, &rs.name_any(), controller_ref(rs));
+        let post = PostParams::default();
+        let mut remaining = (want - owned.len()).min(BURST_REPLICAS);
+        let mut batch = 1;
+        while remaining > 0 {
+            let size = batch.min(remaining);
+            let results =
+                futures::future::join_all((0..size).map(|_| pod_api.create(&post, &pod))).await;
+            let mut failed = None;
+            let names: Vec<String> = results
+                .into_iter()
+                .filter_map(|r| match r {
+                    Ok(p) => Some(p.name_any()),
+                    Err(e) => {
+                        failed = Some(e);
+                        None
+                    }
+                })
+                .collect();
+            if !names.is_empty() {
+                ctx.expect(key, |e| e.creates.extend(names));
+            }
+            if let Some(e) = failed {
+                // The rest of this sync's creates are skipped (slow start).
+                return Err(e.into());
+            }
+            remaining -= size;
+            batch *= 2;
+        }
+    } else if owned.len() > want {
+        let surplus = (owned.len() - want).min(BURST_REPLICAS);
+        let candidates: Vec<&Pod> = owned.iter().map(AsRef::as_ref).collect();
+        let victims = pods::pods_to_delete(&candidates, &candidates, surplus);
+        let uids: Vec<String> = victims
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        ctx.expect(key, |e| e.deletes.extend(uids));
+        let results = futures::future::join_all(victims.iter().map(|p| async move {
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: Some(uid.clone()),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            (uid, pod_api.delete(&p.name_any(), &params).await)
+        }))
+        .await;
+        let mut failed = None;
+        for (uid, r) in results {
+            match r {
+                Ok(_) => {}
+                Err(e) => {
+                    let mut all = ctx
+                        .expectations
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if let Some(x) = all.get_mut(key) {
+                        x.deletes.remove(&uid);
+                    }
+                    if !not_found(&e) {
+                        failed = Some(e);
+                    }
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// Sets `rs` as the controller of the orphan `pod` (strategic merge patch
+/// with the pod's uid as precondition, as upstream). `None`: the pod is
+/// gone or changed.
+async fn adopt(pod_api: &Api<Pod>, pod: &Pod, rs: &ReplicaSet) -> Result<Option<Pod>, Error> {
+    let patch = json!({"metadata": {
+        "ownerReferences": [controller_ref(rs)],
+        "uid": pod.metadata.uid,
+    }});
+    match pod_api
+        .patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await
+    {
+        Ok(p) => Ok(pods::controller_of(&p.metadata)
+            .is_some_and(|r| Some(&r.uid) == rs.metadata.uid.as_ref())
+            .then_some(p)),
+        Err(e)
+            if not_found(&e)
+                || matches!(&e, kube::Error::Api(s) if s.code == 409 || s.code == 422) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes the ReplicaSet's reference from `pod`, which stopped matching.
+async fn release(pod_api: &Api<Pod>, pod: &Pod, rs_uid: &str) -> Result<(), Error> {
+    let patch = json!({"metadata": {
+        "ownerReferences": [{"$patch": "delete", "uid": rs_uid}],
+        "uid": pod.metadata.uid,
+    }});
+    match pod_api
+        .patch(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if not_found(&e) || matches!(&e, kube::Error::Api(s) if s.code == 422) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
