@@ -6,8 +6,9 @@
 //! and runs every enabled controller until it loses the lease or is shut
 //! down. Each controller is a module with its own `run`; the first is the
 //! [`garbage_collector`] (ownerReferences, cascading deletion), then the
-//! workload controllers ([`replicaset`]).
+//! workload controllers ([`replicaset`], [`deployment`]).
 
+pub mod deployment;
 pub mod garbage_collector;
 pub mod leader_election;
 pub mod replicaset;
@@ -17,12 +18,17 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Every controller this manager knows, by its upstream name.
-pub const KNOWN_CONTROLLERS: &[&str] = &["garbage-collector-controller", "replicaset-controller"];
+pub const KNOWN_CONTROLLERS: &[&str] = &[
+    "garbage-collector-controller",
+    "replicaset-controller",
+    "deployment-controller",
+];
 
 /// Older names upstream still accepts, and the controller each stands for.
 const ALIASES: &[(&str, &str)] = &[
     ("garbagecollector", "garbage-collector-controller"),
     ("replicaset", "replicaset-controller"),
+    ("deployment", "deployment-controller"),
 ];
 
 /// Controllers that `*` does not turn on (none yet).
@@ -47,6 +53,8 @@ pub struct Config {
     pub garbage_collector: garbage_collector::Settings,
     /// ReplicaSet controller tuning.
     pub replicaset: replicaset::Settings,
+    /// Deployment controller tuning.
+    pub deployment: deployment::Settings,
 }
 
 impl Config {
@@ -60,6 +68,7 @@ impl Config {
             lease: leader_election::Timing::default(),
             garbage_collector: garbage_collector::Settings::default(),
             replicaset: replicaset::Settings::default(),
+            deployment: deployment::Settings::default(),
         }
     }
 }
@@ -202,6 +211,19 @@ async fn run_controllers(
                         })
                 });
             }
+            "deployment-controller" => {
+                let client = config.client.clone();
+                let settings = config.deployment.clone();
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    deployment::run(client, settings, token)
+                        .await
+                        .map_err(|e| Error::Controller {
+                            name: "deployment-controller",
+                            message: e.to_string(),
+                        })
+                });
+            }
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -250,10 +272,13 @@ mod tests {
         assert!(!controller_enabled(gc, &sel(&[])));
         assert!(!controller_enabled(gc, &sel(&["other"])));
         let rs = "replicaset-controller";
-        assert_eq!(enabled_controllers(&sel(&["*"])).ok(), Some(vec![gc, rs]));
+        assert_eq!(
+            enabled_controllers(&sel(&["*"])).ok(),
+            Some(vec![gc, rs, "deployment-controller"])
+        );
         assert_eq!(
             enabled_controllers(&sel(&["*", "-garbage-collector-controller"])).ok(),
-            Some(vec![rs])
+            Some(vec![rs, "deployment-controller"])
         );
         assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));
         let Err(e) = enabled_controllers(&sel(&["*", "-nope"])) else {

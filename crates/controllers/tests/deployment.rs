@@ -1,0 +1,252 @@
+#![allow(clippy::unwrap_used)]
+//! The Deployment controller (with the ReplicaSet controller) against a
+//! real API server in this process: the first ReplicaSet, Recreate and
+//! RollingUpdate rollouts, revisions, status.
+
+mod common;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+fn deployment(name: &str, replicas: i32, strategy: serde_json::Value) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "strategy": strategy,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "nginx:1"}]},
+            },
+        },
+    }))
+    .unwrap()
+}
+
+async fn owned_replicasets(api: &Api<ReplicaSet>, d: &Deployment) -> Vec<ReplicaSet> {
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|r| r.controller == Some(true) && Some(&r.uid) == d.metadata.uid.as_ref())
+        })
+        .collect()
+}
+
+fn replicas(rs: &ReplicaSet) -> i32 {
+    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+}
+
+fn image(rs: &ReplicaSet) -> String {
+    rs.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .as_ref()
+        .unwrap()
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image
+        .clone()
+        .unwrap_or_default()
+}
+
+fn revision<K: ResourceExt>(o: &K) -> Option<String> {
+    o.annotations()
+        .get("deployment.kubernetes.io/revision")
+        .cloned()
+}
+
+async fn set_image(api: &Api<Deployment>, name: &str, image: &str) {
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}});
+    api.patch(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+}
+
+/// Stands in for the kubelet: marks every pending pod Running and Ready.
+fn kubelet(pods: Api<Pod>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            for p in pods.list(&ListParams::default()).await.unwrap().items {
+                let ready = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready"));
+                if !ready && p.metadata.deletion_timestamp.is_none() {
+                    let patch = json!({"status": {"phase": "Running", "conditions": [
+                        {"type": "Ready", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"}
+                    ]}});
+                    let _ = pods
+                        .patch_status(
+                            &p.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn first_replicaset_then_recreate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = common::start_controllers(server.client.clone());
+    let ds: Api<Deployment> = Api::namespaced(server.client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(server.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    let d = ds
+        .create(
+            &PostParams::default(),
+            &deployment("web", 3, json!({"type": "Recreate"})),
+        )
+        .await
+        .unwrap();
+    common::eventually("one ReplicaSet with 3 replicas", || async {
+        let all = owned_replicasets(&rss, &d).await;
+        all.len() == 1 && replicas(&all[0]) == 3
+    })
+    .await;
+    let first = owned_replicasets(&rss, &d).await.remove(0);
+    let hash = first.labels().get("pod-template-hash").cloned().unwrap();
+    assert_eq!(first.name_any(), format!("web-{hash}"));
+    let spec = first.spec.clone().unwrap();
+    assert_eq!(
+        spec.selector.match_labels.unwrap().get("pod-template-hash"),
+        Some(&hash)
+    );
+    assert_eq!(
+        spec.template
+            .unwrap()
+            .metadata
+            .unwrap()
+            .labels
+            .unwrap()
+            .get("pod-template-hash"),
+        Some(&hash)
+    );
+    assert_eq!(revision(&first).as_deref(), Some("1"));
+    common::eventually("3 pods and the deployment status", || async {
+        let d = ds.get("web").await.unwrap();
+        let s = d.status.clone().unwrap_or_default();
+        pods.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .len()
+            == 3
+            && s.replicas == Some(3)
+            && s.updated_replicas == Some(3)
+            && s.observed_generation == d.metadata.generation
+            && revision(&d).as_deref() == Some("1")
+    })
+    .await;
+
+    set_image(&ds, "web", "nginx:2").await;
+    common::eventually("Recreate: old at 0, new at 3 with revision 2", || async {
+        let all = owned_replicasets(&rss, &d).await;
+        let old = all.iter().find(|rs| rs.name_any() == first.name_any());
+        let new = all.iter().find(|rs| image(rs) == "nginx:2");
+        old.is_some_and(|o| replicas(o) == 0)
+            && new.is_some_and(|n| replicas(n) == 3 && revision(n).as_deref() == Some("2"))
+    })
+    .await;
+    common::eventually("all pods are new", || async {
+        let ps = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items;
+        ps.len() == 3
+            && ps
+                .iter()
+                .all(|p| p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some("nginx:2"))
+    })
+    .await;
+    common::eventually("deployment revision 2", || async {
+        let d = ds.get("web").await.unwrap();
+        revision(&d).as_deref() == Some("2")
+            && d.status.unwrap_or_default().updated_replicas == Some(3)
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn rolling_update_keeps_availability() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = common::start_controllers(server.client.clone());
+    let ds: Api<Deployment> = Api::namespaced(server.client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(server.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    let kubelet = kubelet(pods.clone());
+    let strategy =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}});
+    let d = ds
+        .create(&PostParams::default(), &deployment("roll", 3, strategy))
+        .await
+        .unwrap();
+    common::eventually("3 available", || async {
+        let s = ds.get("roll").await.unwrap().status.unwrap_or_default();
+        s.available_replicas == Some(3) && s.ready_replicas == Some(3)
+    })
+    .await;
+    set_image(&ds, "roll", "nginx:2").await;
+    let watch = {
+        let rss = rss.clone();
+        let d = d.clone();
+        tokio::spawn(async move {
+            // maxSurge 1: never more than 4 replicas asked for in all.
+            let mut most = 0;
+            for _ in 0..100 {
+                let total: i32 = owned_replicasets(&rss, &d).await.iter().map(replicas).sum();
+                most = most.max(total);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            most
+        })
+    };
+    common::eventually("rolled out: new at 3, old at 0", || async {
+        let all = owned_replicasets(&rss, &d).await;
+        all.len() == 2
+            && all.iter().all(|rs| {
+                if image(rs) == "nginx:2" {
+                    replicas(rs) == 3 && revision(rs).as_deref() == Some("2")
+                } else {
+                    replicas(rs) == 0
+                }
+            })
+    })
+    .await;
+    common::eventually("status after the rollout", || async {
+        let d = ds.get("roll").await.unwrap();
+        let s = d.status.clone().unwrap_or_default();
+        s.replicas == Some(3)
+            && s.updated_replicas == Some(3)
+            && s.available_replicas == Some(3)
+            && revision(&d).as_deref() == Some("2")
+    })
+    .await;
+    assert!(watch.await.unwrap() <= 4, "maxSurge respected");
+    kubelet.abort();
+    stop.cancel();
+    task.await.unwrap();
+}
