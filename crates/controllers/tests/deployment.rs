@@ -250,3 +250,36 @@ async fn rolling_update_keeps_availability() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn old_replicasets_beyond_the_history_limit_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = common::start_controllers(server.client.clone());
+    let ds: Api<Deployment> = Api::namespaced(server.client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(server.client.clone(), "default");
+    let mut d = deployment("hist", 1, json!({"type": "Recreate"}));
+    d.spec.as_mut().unwrap().revision_history_limit = Some(1);
+    let d = ds.create(&PostParams::default(), &d).await.unwrap();
+    for (i, img) in ["nginx:2", "nginx:3"].into_iter().enumerate() {
+        common::eventually("rolled out", || async {
+            let all = owned_replicasets(&rss, &d).await;
+            all.len() == i + 1 && all.iter().any(|rs| replicas(rs) == 1)
+        })
+        .await;
+        set_image(&ds, "hist", img).await;
+    }
+    common::eventually("the new one and one old one are left", || async {
+        let all = owned_replicasets(&rss, &d).await;
+        all.len() == 2
+            && all.iter().any(|rs| {
+                image(rs) == "nginx:3" && replicas(rs) == 1 && revision(rs).as_deref() == Some("3")
+            })
+            && all
+                .iter()
+                .any(|rs| image(rs) == "nginx:2" && replicas(rs) == 0)
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+}

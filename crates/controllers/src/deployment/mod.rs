@@ -4,9 +4,9 @@
 //! RollingUpdate ([`rollout`]), with the `deployment.kubernetes.io/revision`
 //! annotation and a basic status.
 //!
-//! Not yet: proportional scaling of several active ReplicaSets,
-//! revisionHistoryLimit cleanup, progress deadlines and conditions,
-//! rollbacks by annotation.
+//! Old ReplicaSets beyond `revisionHistoryLimit` are deleted once scaled
+//! to zero. Not yet: proportional scaling of several active ReplicaSets,
+//! progress deadlines and conditions, rollbacks by annotation.
 
 pub mod rollout;
 
@@ -346,9 +346,22 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             match rs_api.create(&PostParams::default(), &rs).await {
                 Ok(created) => new_rs = Some(created),
                 Err(e) if status_code(&e) == Some(409) => {
-                    // Someone else's ReplicaSet has the name: a hash collision.
-                    collision_count = Some(collision_count.unwrap_or(0) + 1);
-                    requeue = Some(Duration::from_millis(100));
+                    // Ours, not yet in the cache (upstream's check), or
+                    // someone else's with the name: a hash collision.
+                    let existing = rs_api.get_opt(&rs.name_any()).await?;
+                    let ours = existing.filter(|x| {
+                        controller_of(&x.metadata).is_some_and(|r| r.uid == uid)
+                            && x.spec
+                                .as_ref()
+                                .and_then(|s| s.template.as_ref())
+                                .is_some_and(|t| rollout::equal_ignore_hash(t, &template))
+                    });
+                    if ours.is_some() {
+                        new_rs = ours;
+                    } else {
+                        collision_count = Some(collision_count.unwrap_or(0) + 1);
+                        requeue = Some(Duration::from_millis(100));
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -384,6 +397,32 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 for (rs, to) in olds.iter().zip(down) {
                     scale(&rs_api, rs, to).await?;
                 }
+            }
+        }
+    }
+
+    // History: old ReplicaSets with nothing left beyond revisionHistoryLimit
+    // go, oldest revision first (upstream's cleanupDeployment).
+    if !paused && olds.iter().all(|rs| spec_replicas(rs) == 0) {
+        let limit = usize::try_from(spec.revision_history_limit.unwrap_or(10)).unwrap_or(0);
+        let mut spent: Vec<&ReplicaSet> = olds
+            .iter()
+            .filter(|rs| status_of(rs).0 == 0 && rs.metadata.deletion_timestamp.is_none())
+            .collect();
+        spent.sort_by_key(|rs| revision(rs));
+        let excess = spent.len().saturating_sub(limit);
+        for rs in spent.into_iter().take(excess) {
+            let params = kube::api::DeleteParams {
+                preconditions: Some(kube::api::Preconditions {
+                    uid: rs.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..kube::api::DeleteParams::default()
+            };
+            match rs_api.delete(&rs.name_any(), &params).await {
+                Ok(_) => {}
+                Err(e) if matches!(status_code(&e), Some(404 | 409)) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
