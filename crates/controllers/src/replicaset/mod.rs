@@ -70,6 +70,28 @@ struct Expectation {
     since: Option<Instant>,
 }
 
+impl Expectation {
+    /// Drops what the cache shows: created pods it has, deleted pods it no
+    /// longer has (or has with a deletionTimestamp).
+    fn forget_observed(&mut self, pods: &Store<Pod>, namespace: &str) {
+        self.creates
+            .retain(|name| pods.get(&ObjectRef::new(name).within(namespace)).is_none());
+        let cached: HashMap<String, bool> = pods
+            .state()
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+            .filter_map(|p| {
+                Some((
+                    p.metadata.uid.clone()?,
+                    p.metadata.deletion_timestamp.is_some(),
+                ))
+            })
+            .collect();
+        self.deletes
+            .retain(|uid| cached.get(uid).is_some_and(|deleting| !deleting));
+    }
+}
+
 struct Ctx {
     client: kube::Client,
     pods: Store<Pod>,
@@ -108,25 +130,7 @@ impl Ctx {
         let Some(e) = all.get_mut(key) else {
             return Ok(());
         };
-        e.creates.retain(|name| {
-            self.pods
-                .get(&ObjectRef::new(name).within(namespace))
-                .is_none()
-        });
-        let cached: HashMap<String, bool> = self
-            .pods
-            .state()
-            .iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
-            .filter_map(|p| {
-                Some((
-                    p.metadata.uid.clone()?,
-                    p.metadata.deletion_timestamp.is_some(),
-                ))
-            })
-            .collect();
-        e.deletes
-            .retain(|uid| cached.get(uid).is_some_and(|deleting| !deleting));
+        e.forget_observed(&self.pods, namespace);
         if e.creates.is_empty() && e.deletes.is_empty() {
             all.remove(key);
             return Ok(());
@@ -504,5 +508,38 @@ async fn release(pod_api: &Api<Pod>, pod: &Pod, rs_uid: &str) -> Result<(), Erro
         Ok(_) => Ok(()),
         Err(e) if not_found(&e) || matches!(&e, kube::Error::Api(s) if s.code == 422) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, uid: &str, deleting: bool) -> Pod {
+        let mut v = json!({"metadata": {"name": name, "namespace": "ns", "uid": uid}});
+        if deleting {
+            v["metadata"]["deletionTimestamp"] = json!("2020-01-01T00:00:00Z");
+        }
+        serde_json::from_value(v).unwrap_or_default()
+    }
+
+    #[test]
+    fn expectations_wait_for_the_cache() {
+        let (store, mut writer) = reflector::store::<Pod>();
+        let mut e = Expectation::default();
+        e.creates.extend(["a".to_owned(), "b".to_owned()]);
+        e.deletes
+            .extend(["u1".to_owned(), "u2".to_owned(), "u3".to_owned()]);
+        writer.apply_watcher_event(&watcher::Event::Apply(pod("a", "ua", false)));
+        writer.apply_watcher_event(&watcher::Event::Apply(pod("x1", "u1", false)));
+        writer.apply_watcher_event(&watcher::Event::Apply(pod("x2", "u2", true)));
+        e.forget_observed(&store, "ns");
+        // "b" not seen yet; u1 still there; u2 is being deleted; u3 is gone.
+        assert_eq!(e.creates.iter().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(e.deletes.iter().collect::<Vec<_>>(), ["u1"]);
+        writer.apply_watcher_event(&watcher::Event::Apply(pod("b", "ub", false)));
+        writer.apply_watcher_event(&watcher::Event::Delete(pod("x1", "u1", false)));
+        e.forget_observed(&store, "ns");
+        assert!(e.creates.is_empty() && e.deletes.is_empty());
     }
 }
