@@ -31,6 +31,8 @@ enum Commands {
     Apiserver(server::ServerArgs),
     /// Run the controller manager alone against an API server.
     ControllerManager(server::ControllerManagerArgs),
+    /// Run the scheduler alone against an API server.
+    Scheduler(server::SchedulerArgs),
     /// Measure the speed of a component.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -56,6 +58,7 @@ fn main() -> anyhow::Result<()> {
             Commands::Server(args) => server::run(args, server::Role::Server).await,
             Commands::Apiserver(args) => server::run(args, server::Role::ApiServer).await,
             Commands::ControllerManager(args) => server::run_controller_manager(args).await,
+            Commands::Scheduler(args) => server::run_scheduler(args).await,
             Commands::Bench(command) => bench::run(command).await,
         }
     })

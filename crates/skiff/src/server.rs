@@ -56,6 +56,19 @@ pub struct ControllerManagerArgs {
     pub leader_elect: bool,
 }
 
+/// `skiff scheduler`: the scheduler alone, against any API server.
+#[derive(clap::Args)]
+pub struct SchedulerArgs {
+    /// Credentials and address of the API server (default: `$KUBECONFIG`,
+    /// `~/.kube/config`, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Pods with this `spec.schedulerName` are scheduled (and, for the
+    /// default, pods that name none).
+    #[arg(long, default_value = skiff_scheduler::DEFAULT_SCHEDULER_NAME)]
+    pub scheduler_name: String,
+}
+
 /// A client from a kubeconfig file, or the usual inference without one.
 pub async fn client_from(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
@@ -82,6 +95,24 @@ pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Resu
     config.leader_elect = args.leader_elect;
     let shutdown = CancellationToken::new();
     let mut running = tokio::spawn(skiff_controllers::run(config, shutdown.clone()));
+    tokio::select! {
+        () = wait_for_signal() => {
+            tracing::info!("shutting down");
+            shutdown.cancel();
+            (&mut running).await??;
+        }
+        result = &mut running => result??,
+    }
+    Ok(())
+}
+
+/// Runs the scheduler alone until Ctrl-C.
+pub async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
+    let client = client_from(args.kubeconfig.as_deref()).await?;
+    let mut config = skiff_scheduler::Config::new(client);
+    config.scheduler_name = args.scheduler_name;
+    let shutdown = CancellationToken::new();
+    let mut running = tokio::spawn(skiff_scheduler::run(config, shutdown.clone()));
     tokio::select! {
         () = wait_for_signal() => {
             tracing::info!("shutting down");
@@ -200,6 +231,13 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
     let stop_controllers = CancellationToken::new();
     let controllers = if role == Role::Server {
         let client = client_from(Some(&kubeconfig_path)).await?;
+        let scheduler = skiff_scheduler::Config::new(client.clone());
+        let token = stop_controllers.clone();
+        tokio::spawn(async move {
+            if let Err(e) = skiff_scheduler::run(scheduler, token).await {
+                tracing::error!(error = %e, "scheduler stopped");
+            }
+        });
         let mut config = skiff_controllers::Config::new(client);
         config.controllers = args.controllers.clone();
         let token = stop_controllers.clone();

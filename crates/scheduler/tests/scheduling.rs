@@ -1,0 +1,274 @@
+//! The scheduler against an in-process API server: Node objects with
+//! allocatable resources and a Ready condition, pods that get bound.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use skiff_apiserver::testing::start;
+use tokio_util::sync::CancellationToken;
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn start_scheduler(client: kube::Client) -> CancellationToken {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let token = CancellationToken::new();
+    let config = skiff_scheduler::Config::new(client);
+    tokio::spawn({
+        let token = token.clone();
+        async move { skiff_scheduler::run(config, token).await.unwrap() }
+    });
+    token
+}
+
+async fn create_node(
+    client: &kube::Client,
+    name: &str,
+    cpu: &str,
+    memory: &str,
+    labels: serde_json::Value,
+    taints: serde_json::Value,
+) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let status = json!({
+        "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
+        "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status"}]
+    });
+    let node: Node = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"taints": taints},
+        "status": status,
+    }))
+    .unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    nodes
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await
+        .unwrap();
+}
+
+async fn create_pod(client: &kube::Client, name: &str, cpu: &str, extra: serde_json::Value) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut spec = json!({"containers": [{"name": "c", "image": "nginx",
+        "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]});
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec,
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+}
+
+async fn node_of(client: &kube::Client, name: &str) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.get(name).await.ok()?.spec?.node_name
+}
+
+async fn wait_bound(client: &kube::Client, name: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Some(node) = node_of(client, name).await {
+            return node;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for pod {name} to be bound");
+}
+
+async fn three_nodes(client: &kube::Client) {
+    create_node(client, "big", "4", "8Gi", json!({}), json!([])).await;
+    create_node(client, "small", "1", "2Gi", json!({"disk": "ssd"}), json!([])).await;
+    create_node(
+        client,
+        "tainted",
+        "4",
+        "8Gi",
+        json!({}),
+        json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]),
+    )
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs pods/binding, which the API server currently rejects (pod-update validation forbids the spec.nodeName change; see the report)"]
+async fn pods_are_bound_to_fitting_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let client = server.client.clone();
+    three_nodes(&client).await;
+    let stop = start_scheduler(client.clone());
+
+    for i in 0..4 {
+        create_pod(&client, &format!("web-{i}"), "100m", json!({})).await;
+    }
+    for i in 0..4 {
+        let node = wait_bound(&client, &format!("web-{i}")).await;
+        assert_ne!(node, "tainted", "web-{i} went to the tainted node");
+    }
+    // A toleration opens the tainted node; a nodeSelector picks the label.
+    create_pod(
+        &client,
+        "picky",
+        "100m",
+        json!({"nodeSelector": {"disk": "ssd"}}),
+    )
+    .await;
+    assert_eq!(wait_bound(&client, "picky").await, "small");
+    create_pod(
+        &client,
+        "gpu",
+        "3",
+        json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}],
+               "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                   "nodeSelectorTerms": [{"matchFields": [
+                       {"key": "metadata.name", "operator": "In", "values": ["tainted"]}]}]}}}}),
+    )
+    .await;
+    assert_eq!(wait_bound(&client, "gpu").await, "tainted");
+
+    // Scheduled events.
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    eventually("a Scheduled event for picky", || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("Scheduled")
+                    && e.message.as_deref() == Some("Successfully assigned default/picky to small")
+                    && e.involved_object.name.as_deref() == Some("picky")
+            })
+    })
+    .await;
+    stop.cancel();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_pod_that_fits_nowhere_stays_pending_with_the_upstream_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let client = server.client.clone();
+    three_nodes(&client).await;
+    let stop = start_scheduler(client.clone());
+
+    create_pod(&client, "huge", "6", json!({})).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let expected = "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu.";
+    eventually("PodScheduled=False on huge", || async {
+        let pod = pods.get("huge").await.unwrap();
+        pod.status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+                    && c.message.as_deref() == Some(expected)
+            })
+    })
+    .await;
+    assert_eq!(node_of(&client, "huge").await, None);
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    eventually("a FailedScheduling event", || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("FailedScheduling")
+                    && e.type_.as_deref() == Some("Warning")
+                    && e.message.as_deref() == Some(expected)
+            })
+    })
+    .await;
+
+    stop.cancel();
+    server.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs pods/binding, which the API server currently rejects (pod-update validation forbids the spec.nodeName change; see the report)"]
+async fn a_pending_pod_is_bound_once_a_node_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let client = server.client.clone();
+    three_nodes(&client).await;
+    let stop = start_scheduler(client.clone());
+    create_pod(&client, "huge", "6", json!({})).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    eventually("PodScheduled=False on huge", || async {
+        let pod = pods.get("huge").await.unwrap();
+        pod.status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+    })
+    .await;
+    // A node big enough appears: the pod is retried and bound there.
+    create_node(&client, "huge-node", "16", "64Gi", json!({}), json!([])).await;
+    assert_eq!(wait_bound(&client, "huge").await, "huge-node");
+    stop.cancel();
+    server.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs pods/binding, which the API server currently rejects (pod-update validation forbids the spec.nodeName change; see the report)"]
+async fn least_allocated_spreads_pods() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let client = server.client.clone();
+    create_node(&client, "n1", "2", "4Gi", json!({}), json!([])).await;
+    create_node(&client, "n2", "2", "4Gi", json!({}), json!([])).await;
+    let stop = start_scheduler(client.clone());
+    for i in 0..6 {
+        create_pod(&client, &format!("p{i}"), "300m", json!({})).await;
+    }
+    let mut on_n1 = 0;
+    for i in 0..6 {
+        if wait_bound(&client, &format!("p{i}")).await == "n1" {
+            on_n1 += 1;
+        }
+    }
+    assert_eq!(on_n1, 3, "LeastAllocated puts 3 pods on each node");
+    create_pod(&client, "urgent", "100m", json!({"priority": 1000})).await;
+    wait_bound(&client, "urgent").await;
+    stop.cancel();
+    server.stop().await;
+}
