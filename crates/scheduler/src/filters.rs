@@ -123,9 +123,10 @@ fn taints(node: &Node) -> &[Taint] {
 
 /// TaintToleration: every `NoSchedule`/`NoExecute` taint is tolerated.
 pub fn taint_toleration(pod: &Pod, node: &Node) -> Result<(), Reasons> {
-    if let Some(t) = taints(node).iter().find(|t| {
-        (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerated(pod, t)
-    }) {
+    if let Some(t) = taints(node)
+        .iter()
+        .find(|t| (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerated(pod, t))
+    {
         return Err(vec![format!(
             "node(s) had untolerated taint {{{}: {}}}",
             t.key,
@@ -139,7 +140,12 @@ pub fn taint_toleration(pod: &Pod, node: &Node) -> Result<(), Reasons> {
 pub fn prefer_no_schedule_count(pod: &Pod, node: &Node) -> i64 {
     let tols: Vec<&Toleration> = tolerations(pod)
         .iter()
-        .filter(|t| matches!(t.effect.as_deref(), None | Some("") | Some("PreferNoSchedule")))
+        .filter(|t| {
+            matches!(
+                t.effect.as_deref(),
+                None | Some("") | Some("PreferNoSchedule")
+            )
+        })
         .collect();
     let n = taints(node)
         .iter()
@@ -148,10 +154,7 @@ pub fn prefer_no_schedule_count(pod: &Pod, node: &Node) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn requirement_matches(
-    r: &NodeSelectorRequirement,
-    value: Option<&str>,
-) -> bool {
+fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
     let values = r.values.as_deref().unwrap_or(&[]);
     match r.operator.as_str() {
         "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
@@ -165,7 +168,11 @@ fn requirement_matches(
             let (Ok(v), Ok(bound)) = (v.parse::<i64>(), bound.parse::<i64>()) else {
                 return false;
             };
-            if r.operator == "Gt" { v > bound } else { v < bound }
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
         }
         _ => false,
     }
@@ -180,11 +187,12 @@ pub fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
         return false;
     }
     let labels = node.metadata.labels.as_ref();
-    exprs.iter().all(|r| {
-        requirement_matches(r, labels.and_then(|l| l.get(&r.key)).map(String::as_str))
-    }) && fields.iter().all(|r| {
-        r.key == "metadata.name" && requirement_matches(r, node.metadata.name.as_deref())
-    })
+    exprs
+        .iter()
+        .all(|r| requirement_matches(r, labels.and_then(|l| l.get(&r.key)).map(String::as_str)))
+        && fields.iter().all(|r| {
+            r.key == "metadata.name" && requirement_matches(r, node.metadata.name.as_deref())
+        })
 }
 
 /// NodeAffinity (with `spec.nodeSelector`): the selector's labels are all
@@ -194,17 +202,21 @@ pub fn node_affinity(pod: &Pod, node: &Node) -> Result<(), Reasons> {
         return Ok(());
     };
     let labels = node.metadata.labels.as_ref();
-    let selector_ok = spec.node_selector.iter().flatten().all(|(k, v)| {
-        labels.and_then(|l| l.get(k)) == Some(v)
-    });
+    let selector_ok = spec
+        .node_selector
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
     let required = spec
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref());
-    let affinity_ok = required.is_none_or(|r| {
-        r.node_selector_terms.iter().any(|t| term_matches(t, node))
-    });
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    let affinity_ok =
+        required.is_none_or(|r| r.node_selector_terms.iter().any(|t| term_matches(t, node)));
     if selector_ok && affinity_ok {
         Ok(())
     } else {
@@ -219,7 +231,10 @@ pub fn preferred_affinity_weight(pod: &Pod, node: &Node) -> i64 {
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .map_or(0, |terms| {
             terms
                 .iter()
@@ -245,7 +260,11 @@ pub fn node_resources_fit(pod: &Pod, node: &NodeInfo) -> Result<(), Reasons> {
     if want.memory > 0 && want.memory > have.memory - used.memory {
         reasons.push("Insufficient memory".to_owned());
     }
-    if reasons.is_empty() { Ok(()) } else { Err(reasons) }
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(reasons)
+    }
 }
 
 #[cfg(test)]
@@ -311,8 +330,12 @@ mod tests {
     fn ready_condition() {
         let p = pod(json!({"containers": c()}));
         assert!(node_ready(&p, &node(json!({}))).is_ok());
-        let not_ready = node(json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}));
-        assert_eq!(node_ready(&p, &not_ready), Err(vec![ERR_NOT_READY.to_owned()]));
+        let not_ready =
+            node(json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}));
+        assert_eq!(
+            node_ready(&p, &not_ready),
+            Err(vec![ERR_NOT_READY.to_owned()])
+        );
         let none = node(json!({"status": {"conditions": []}}));
         assert!(node_ready(&p, &none).is_err());
     }
@@ -326,7 +349,9 @@ mod tests {
         let p = pod(json!({"containers": c()}));
         assert_eq!(
             taint_toleration(&p, &n),
-            Err(vec!["node(s) had untolerated taint {dedicated: gpu}".to_owned()])
+            Err(vec![
+                "node(s) had untolerated taint {dedicated: gpu}".to_owned()
+            ])
         );
         let equal = pod(json!({"containers": c(), "tolerations": [
             {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]}));
@@ -357,32 +382,50 @@ mod tests {
                     "nodeSelectorTerms": [{"matchExpressions": exprs}]}}}}))
         };
         let ok = |e: serde_json::Value| node_affinity(&aff(e), &n).is_ok();
-        assert!(ok(json!([{"key": "zone", "operator": "In", "values": ["a", "b"]}])));
-        assert!(!ok(json!([{"key": "zone", "operator": "In", "values": ["b"]}])));
-        assert!(ok(json!([{"key": "zone", "operator": "NotIn", "values": ["b"]}])));
-        assert!(ok(json!([{"key": "nope", "operator": "NotIn", "values": ["b"]}])));
-        assert!(!ok(json!([{"key": "zone", "operator": "NotIn", "values": ["a"]}])));
+        assert!(ok(
+            json!([{"key": "zone", "operator": "In", "values": ["a", "b"]}])
+        ));
+        assert!(!ok(
+            json!([{"key": "zone", "operator": "In", "values": ["b"]}])
+        ));
+        assert!(ok(
+            json!([{"key": "zone", "operator": "NotIn", "values": ["b"]}])
+        ));
+        assert!(ok(
+            json!([{"key": "nope", "operator": "NotIn", "values": ["b"]}])
+        ));
+        assert!(!ok(
+            json!([{"key": "zone", "operator": "NotIn", "values": ["a"]}])
+        ));
         assert!(ok(json!([{"key": "zone", "operator": "Exists"}])));
         assert!(!ok(json!([{"key": "zone", "operator": "DoesNotExist"}])));
         assert!(ok(json!([{"key": "nope", "operator": "DoesNotExist"}])));
-        assert!(ok(json!([{"key": "cores", "operator": "Gt", "values": ["4"]}])));
-        assert!(!ok(json!([{"key": "cores", "operator": "Gt", "values": ["8"]}])));
-        assert!(ok(json!([{"key": "cores", "operator": "Lt", "values": ["9"]}])));
-        assert!(!ok(json!([{"key": "zone", "operator": "Lt", "values": ["9"]}])));
+        assert!(ok(
+            json!([{"key": "cores", "operator": "Gt", "values": ["4"]}])
+        ));
+        assert!(!ok(
+            json!([{"key": "cores", "operator": "Gt", "values": ["8"]}])
+        ));
+        assert!(ok(
+            json!([{"key": "cores", "operator": "Lt", "values": ["9"]}])
+        ));
+        assert!(!ok(
+            json!([{"key": "zone", "operator": "Lt", "values": ["9"]}])
+        ));
         assert!(!ok(json!([
             {"key": "zone", "operator": "Exists"},
             {"key": "cores", "operator": "Lt", "values": ["2"]}])));
         let by_name = pod(json!({"containers": c(), "affinity": {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z"]}]},
-                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}
-            ]}}}}));
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z"]}]},
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}
+        ]}}}}));
         assert!(node_affinity(&by_name, &n).is_ok());
         let preferred = pod(json!({"containers": c(), "affinity": {"nodeAffinity": {
-            "preferredDuringSchedulingIgnoredDuringExecution": [
-                {"weight": 5, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}},
-                {"weight": 7, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}}
-            ]}}}));
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 5, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}},
+            {"weight": 7, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}}
+        ]}}}));
         assert_eq!(preferred_affinity_weight(&preferred, &n), 5);
     }
 
@@ -390,12 +433,17 @@ mod tests {
     fn resources_fit() {
         let mut info = NodeInfo::new(Arc::new(node(json!({}))));
         let req = |cpu: &str, mem: &str| {
-            pod(json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": mem}}}]}))
+            pod(
+                json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": mem}}}]}),
+            )
         };
         assert!(node_resources_fit(&req("2", "4Gi"), &info).is_ok());
         assert_eq!(
             node_resources_fit(&req("2100m", "5Gi"), &info),
-            Err(vec!["Insufficient cpu".to_owned(), "Insufficient memory".to_owned()])
+            Err(vec![
+                "Insufficient cpu".to_owned(),
+                "Insufficient memory".to_owned()
+            ])
         );
         info.add_pod(&req("1500m", "1Gi"));
         assert!(node_resources_fit(&req("500m", "1Gi"), &info).is_ok());

@@ -70,7 +70,8 @@ pub fn is_pending_for(pod: &Pod, scheduler_name: &str) -> bool {
         return false;
     };
     let name = spec.scheduler_name.as_deref().unwrap_or("");
-    let ours = name == scheduler_name || (name.is_empty() && scheduler_name == DEFAULT_SCHEDULER_NAME);
+    let ours =
+        name == scheduler_name || (name.is_empty() && scheduler_name == DEFAULT_SCHEDULER_NAME);
     ours && spec.node_name.as_deref().unwrap_or("").is_empty()
         && pod.metadata.deletion_timestamp.is_none()
         && !is_terminal(pod)
@@ -84,11 +85,7 @@ fn is_terminal(pod: &Pod) -> bool {
 }
 
 fn key_of(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.namespace().unwrap_or_default(),
-        pod.name_any()
-    )
+    format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any())
 }
 
 fn priority(pod: &Pod) -> i32 {
@@ -118,14 +115,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let (nodes, node_writer) = reflector::store::<Node>();
     let mut pod_events = reflector::reflector(
         pod_writer,
-        watcher(Api::<Pod>::all(config.client.clone()), watcher::Config::default())
-            .default_backoff(),
+        watcher(
+            Api::<Pod>::all(config.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
     )
     .boxed();
     let mut node_events = reflector::reflector(
         node_writer,
-        watcher(Api::<Node>::all(config.client.clone()), watcher::Config::default())
-            .default_backoff(),
+        watcher(
+            Api::<Node>::all(config.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
     )
     .boxed();
     let mut s = Scheduler {
@@ -186,13 +189,16 @@ impl Scheduler {
                     self.queue.add(&key, priority(&pod), Instant::now());
                 } else {
                     self.forget(&key);
-                    if is_terminal(&pod)
-                        || pod.metadata.deletion_timestamp.is_some()
-                    {
+                    if is_terminal(&pod) || pod.metadata.deletion_timestamp.is_some() {
                         self.queue.cluster_changed();
                     }
                 }
-                if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+                if pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_ref())
+                    .is_some()
+                {
                     self.assumed.remove(&key);
                 }
                 false
@@ -257,7 +263,11 @@ impl Scheduler {
             };
             // Seen bound (counted above) or gone: no longer assumed.
             pods.get(&ObjectRef::new(name).within(ns)).is_some_and(|p| {
-                p.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("").is_empty()
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .unwrap_or("")
+                    .is_empty()
             })
         });
         for a in self.assumed.values() {
@@ -363,8 +373,10 @@ impl Scheduler {
                 .map_or_else(now, |t| json!(t)),
             _ => now(),
         };
-        let api: Api<Pod> =
-            Api::namespaced(self.config.client.clone(), &pod.namespace().unwrap_or_default());
+        let api: Api<Pod> = Api::namespaced(
+            self.config.client.clone(),
+            &pod.namespace().unwrap_or_default(),
+        );
         let patch = json!({"status": {"conditions": [{
             "type": "PodScheduled",
             "status": "False",
@@ -373,8 +385,12 @@ impl Scheduler {
             "lastProbeTime": null,
             "lastTransitionTime": transition,
         }]}});
-        api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(patch))
-            .await?;
+        api.patch_status(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(patch),
+        )
+        .await?;
         Ok(())
     }
 
@@ -424,5 +440,9 @@ impl Scheduler {
 }
 
 fn now() -> serde_json::Value {
-    json!(jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+    json!(
+        jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    )
 }

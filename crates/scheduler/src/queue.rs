@@ -185,7 +185,11 @@ mod tests {
             "flushed after a while"
         );
         q.failed("a", false, now);
-        assert_eq!(q.pop(now + Duration::from_secs(3)), None, "third backoff is 4 s");
+        assert_eq!(
+            q.pop(now + Duration::from_secs(3)),
+            None,
+            "third backoff is 4 s"
+        );
         assert_eq!(q.pop(now + Duration::from_secs(4)).as_deref(), Some("a"));
     }
 }

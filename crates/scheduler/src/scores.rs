@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::filters::{preferred_affinity_weight, prefer_no_schedule_count, run_filters};
+use crate::filters::{prefer_no_schedule_count, preferred_affinity_weight, run_filters};
 use crate::resources::{NodeInfo, pod_requests};
 
 pub const MAX_NODE_SCORE: i64 = 100;
@@ -160,8 +160,8 @@ mod tests {
         // cpu (4000-3000)/4000 = 25, memory (8-4)/8 = 50 → 37
         assert_eq!(least_allocated(&pod("1", "2Gi"), &n), 37);
         // a pod without requests counts 100m and 200Mi
-        let empty: Pod = serde_json::from_value(json!({"spec": {"containers": [{"name": "c"}]}}))
-            .expect("pod");
+        let empty: Pod =
+            serde_json::from_value(json!({"spec": {"containers": [{"name": "c"}]}})).expect("pod");
         let fresh = node("b", "1", "1000Mi", json!([]));
         assert_eq!(least_allocated(&empty, &fresh), (90 + 80) / 2);
     }
@@ -187,16 +187,29 @@ mod tests {
         let chosen = select_node(&pod("100m", "100Mi"), &nodes).expect("fits");
         assert_eq!(chosen.name(), "idle");
         let nodes = vec![
-            node("soft", "4", "8Gi", json!([{"key": "k", "effect": "PreferNoSchedule"}])),
+            node(
+                "soft",
+                "4",
+                "8Gi",
+                json!([{"key": "k", "effect": "PreferNoSchedule"}]),
+            ),
             node("plain", "4", "8Gi", json!([])),
         ];
-        assert_eq!(select_node(&pod("1", "1Gi"), &nodes).expect("fits").name(), "plain");
+        assert_eq!(
+            select_node(&pod("1", "1Gi"), &nodes).expect("fits").name(),
+            "plain"
+        );
     }
 
     #[test]
     fn fit_error_message_as_upstream() {
         let nodes = vec![
-            node("a", "1", "1Gi", json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])),
+            node(
+                "a",
+                "1",
+                "1Gi",
+                json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]),
+            ),
             node("b", "1", "1Gi", json!([])),
             node("c", "500m", "1Gi", json!([])),
         ];

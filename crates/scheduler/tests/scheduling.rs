@@ -107,7 +107,15 @@ async fn wait_bound(client: &kube::Client, name: &str) -> String {
 
 async fn three_nodes(client: &kube::Client) {
     create_node(client, "big", "4", "8Gi", json!({}), json!([])).await;
-    create_node(client, "small", "1", "2Gi", json!({"disk": "ssd"}), json!([])).await;
+    create_node(
+        client,
+        "small",
+        "1",
+        "2Gi",
+        json!({"disk": "ssd"}),
+        json!([]),
+    )
+    .await;
     create_node(
         client,
         "tainted",
@@ -120,7 +128,7 @@ async fn three_nodes(client: &kube::Client) {
 }
 
 #[tokio::test]
-#[ignore = "needs pods/binding, which the API server currently rejects (pod-update validation forbids the spec.nodeName change; see the report)"]
+
 async fn pods_are_bound_to_fitting_nodes() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
@@ -223,7 +231,7 @@ async fn a_pod_that_fits_nowhere_stays_pending_with_the_upstream_message() {
 }
 
 #[tokio::test]
-#[ignore = "needs pods/binding, which the API server currently rejects (pod-update validation forbids the spec.nodeName change; see the report)"]
+
 async fn a_pending_pod_is_bound_once_a_node_fits() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
@@ -249,7 +257,7 @@ async fn a_pending_pod_is_bound_once_a_node_fits() {
 }
 
 #[tokio::test]
-#[ignore = "needs pods/binding, which the API server currently rejects (pod-update validation forbids the spec.nodeName change; see the report)"]
+
 async fn least_allocated_spreads_pods() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;

@@ -257,7 +257,7 @@ impl Registry {
             .ok_or_else(|| ApiError::bad_request("binding target name is required"))?
             .to_owned();
         let name = t.name.clone().unwrap_or_default();
-        self.update_object(t, None, dry_run(query), Part::Main, |cur| {
+        self.update_object(t, None, dry_run(query), Part::Bind, |cur| {
                 if let Some(existing) = cur.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
                     return Err(ApiError::conflict(&t.subject()).with_message(format!(
                         "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{existing}\""

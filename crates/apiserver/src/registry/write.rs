@@ -27,13 +27,16 @@ pub enum Part {
     Mark,
     /// A namespace's `finalize` subresource: only `spec.finalizers`.
     Finalize,
+    /// `pods/binding`: like `Main`, and the one write that may set the
+    /// otherwise immutable `spec.nodeName`.
+    Bind,
 }
 
 impl Part {
     /// The object a change of this part makes of `current`.
     fn prepare(self, r: &crate::resources::ResourceInfo, new: &mut Value, current: &Value) {
         match self {
-            Part::Main | Part::Mark => {
+            Part::Main | Part::Mark | Part::Bind => {
                 strategy::keep_system_metadata(new, current, self == Part::Mark);
                 strategy::prepare_for_update(r, new, current);
             }
@@ -319,7 +322,15 @@ impl Registry {
             meta_mut(&mut new).insert("name".into(), json!(name));
             part.prepare(t.r, &mut new, &current);
             meta_mut(&mut new).insert("resourceVersion".into(), json!(revision.to_string()));
-            admit_update(t.r, &mut new, &current, &name)?;
+            if part == Part::Bind {
+                // Binding checks its own preconditions; the pod update rules
+                // must not forbid the nodeName it sets.
+                let mut before = current.clone();
+                before["spec"]["nodeName"] = new["spec"]["nodeName"].clone();
+                admit_update(t.r, &mut new, &before, &name)?;
+            } else {
+                admit_update(t.r, &mut new, &current, &name)?;
+            }
             self.keep_allocations(t.r, &mut new, &current)?;
             if let Some(recorder) = recorder {
                 recorder.record(Some(&current), &mut new);
