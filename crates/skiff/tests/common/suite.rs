@@ -130,10 +130,19 @@ pub fn create_get_describe(c: &Cluster) {
         let all = k.ok(&["get", "all", "-n", &ns, "-o", "name"]);
         let mut all = lines(&all);
         all.sort_unstable();
-        assert_eq!(
-            all,
-            ["deployment.apps/web", "service/web"],
-            "kubectl 1.{minor} get all"
+        // The controllers add the deployment's ReplicaSet and its pods as
+        // they get to it.
+        assert!(
+            all.contains(&"deployment.apps/web") && all.contains(&"service/web"),
+            "kubectl 1.{minor} get all: {all:?}"
+        );
+        assert!(
+            all.iter().all(|o| {
+                ["deployment.apps/web", "service/web"].contains(o)
+                    || o.starts_with("replicaset.apps/web-")
+                    || o.starts_with("pod/web-")
+            }),
+            "kubectl 1.{minor} get all: {all:?}"
         );
 
         // get -A: every namespace, with a NAMESPACE column.
