@@ -40,6 +40,7 @@
 
 pub mod defaults;
 pub mod field_error;
+mod go_quote;
 pub mod names;
 pub mod path;
 pub mod selectors;
@@ -47,4 +48,5 @@ pub mod shape;
 pub mod validation;
 
 pub use field_error::{FieldError, FieldErrorKind, invalid_message};
+pub use go_quote::go_quote;
 pub use path::Path;

@@ -23,6 +23,7 @@ use crate::builder::OpenApi;
 use crate::field_scan::{Scanner, push_index, push_key};
 use crate::schema_tree::{Node, NodeId, Other, SchemaTree};
 use serde_json::Value;
+use skiff_apimachinery::go_quote;
 use std::fmt;
 use std::str::FromStr;
 
@@ -280,33 +281,6 @@ fn walk(tree: &SchemaTree, id: NodeId, value: &Value, path: &mut String, out: &m
         }
         _ => {}
     }
-}
-
-/// Go's `%q`: double quotes, `"` and `\` escaped, control characters as
-/// escapes (so the text also fits in a header).
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
