@@ -124,7 +124,8 @@ impl Shape {
 #[derive(Clone, Debug, Default)]
 pub struct Shapes {
     nodes: Vec<Shape>,
-    roots: HashMap<(String, String, String), ShapeId>,
+    /// By kind first, so a lookup (one per write) allocates nothing.
+    roots: HashMap<String, Vec<(String, String, ShapeId)>>,
 }
 
 impl Shapes {
@@ -154,15 +155,18 @@ impl Shapes {
 
     /// Registers the root shape of a kind.
     pub fn add_root(&mut self, group: &str, version: &str, kind: &str, id: ShapeId) {
-        self.roots
-            .insert((group.to_owned(), version.to_owned(), kind.to_owned()), id);
+        let roots = self.roots.entry(kind.to_owned()).or_default();
+        roots.retain(|(g, v, _)| g != group || v != version);
+        roots.push((group.to_owned(), version.to_owned(), id));
     }
 
     /// The root shape of a kind (`group` is `""` for core).
     pub fn root(&self, group: &str, version: &str, kind: &str) -> Option<ShapeId> {
         self.roots
-            .get(&(group.to_owned(), version.to_owned(), kind.to_owned()))
-            .copied()
+            .get(kind)?
+            .iter()
+            .find(|(g, v, _)| g == group && v == version)
+            .map(|(_, _, id)| *id)
     }
 
     fn sorted(mut shape: Shape) -> Shape {
