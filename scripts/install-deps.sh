@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs, from Debian, what skiff and its tests need. Idempotent.
 set -eu
-PACKAGES="etcd-server protobuf-compiler"
+PACKAGES="etcd-server protobuf-compiler containerd runc containernetworking-plugins busybox-static nftables iproute2"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
