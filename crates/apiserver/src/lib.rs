@@ -10,6 +10,7 @@ mod bootstrap;
 mod crd;
 mod discovery;
 mod http;
+mod kubelet_client;
 mod object;
 mod openapi;
 pub mod pki;
@@ -72,6 +73,7 @@ pub struct ApiServer {
     listener: TcpListener,
     openapi: skiff_openapi::OpenApi,
     tls: Arc<rustls::ServerConfig>,
+    kubelet: Arc<kubelet_client::KubeletClient>,
     config: Config,
     pub local_addr: SocketAddr,
     pub kubeconfig: PathBuf,
@@ -112,6 +114,7 @@ impl ApiServer {
         let names: Vec<String> = host_name().into_iter().collect();
         let pki = pki::ClusterPki::load_or_create(&config.data_dir, &ips, &names)?;
         let tls = tls::server_config(&pki)?;
+        let kubelet = Arc::new(kubelet_client::KubeletClient::new(&pki)?);
         let addr = SocketAddr::new(config.bind_address, config.https_port);
         let listener = TcpListener::bind(addr)
             .await
@@ -147,6 +150,7 @@ impl ApiServer {
             listener,
             openapi,
             tls,
+            kubelet,
             config,
             local_addr,
             kubeconfig,
@@ -184,6 +188,7 @@ impl ApiServer {
                 cache,
                 openapi: openapi::Documents::new(self.openapi),
                 shutdown: shutdown.clone(),
+                kubelet: self.kubelet,
             },
             server_address: self.local_addr.to_string(),
         });

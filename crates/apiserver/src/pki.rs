@@ -1,5 +1,7 @@
-//! The cluster's certificates: a CA, the API server's serving certificate and
-//! the admin client certificate, created at first start and reused after.
+//! The cluster's certificates: a CA, the API server's serving certificate,
+//! the admin client certificate and the API server's client certificate for
+//! kubelets (logs, exec), created at first start and reused after; and
+//! serving certificates for kubelets, signed by the same CA.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,10 @@ pub struct ClusterPki {
     pub ca: CertPair,
     pub serving: CertPair,
     pub admin: CertPair,
+    /// The API server's identity towards kubelets (`pods/log` and other
+    /// streaming subresources): CN `kube-apiserver-kubelet-client`, O
+    /// `system:masters`, as kubeadm's `apiserver-kubelet-client.crt`.
+    pub kubelet_client: CertPair,
     pub dir: PathBuf,
 }
 
@@ -145,6 +151,51 @@ pub fn issue_client(ca: &CertPair, user: &str, groups: &[&str]) -> Result<CertPa
     issue(ca, params, ExtendedKeyUsagePurpose::ClientAuth)
 }
 
+/// Issues a serving certificate (server authentication) for `common_name`,
+/// valid for `dns_names` and `ips`.
+pub fn issue_serving(
+    ca: &CertPair,
+    common_name: &str,
+    dns_names: &[String],
+    ips: &[IpAddr],
+) -> Result<CertPair, PkiError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = name(common_name, None);
+    let mut sans: Vec<SanType> = Vec::new();
+    for dns in dns_names {
+        if let Ok(ia5) = dns.as_str().try_into() {
+            sans.push(SanType::DnsName(ia5));
+        }
+    }
+    let mut ips = ips.to_vec();
+    ips.sort();
+    ips.dedup();
+    sans.extend(ips.into_iter().map(SanType::IpAddress));
+    params.subject_alt_names = sans;
+    issue(ca, params, ExtendedKeyUsagePurpose::ServerAuth)
+}
+
+/// A kubelet's serving certificate (its HTTPS API on 10250): valid for the
+/// node name, `localhost`, loopback and the node's `addresses`, which is
+/// how the API server reaches it (the Node's InternalIP).
+pub fn issue_kubelet_serving(
+    ca: &CertPair,
+    node_name: &str,
+    addresses: &[IpAddr],
+) -> Result<CertPair, PkiError> {
+    let mut ips = vec![
+        IpAddr::from([127, 0, 0, 1]),
+        IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ];
+    ips.extend_from_slice(addresses);
+    issue_serving(
+        ca,
+        node_name,
+        &[node_name.to_owned(), "localhost".to_owned()],
+        &ips,
+    )
+}
+
 fn serving_params(
     extra_ips: &[IpAddr],
     extra_names: &[String],
@@ -210,10 +261,19 @@ impl ClusterPki {
                 pair
             }
         };
+        let kubelet_client = match load_pair(&dir, "apiserver-kubelet-client")? {
+            Some(pair) => pair,
+            None => {
+                let pair = issue_client(&ca, "kube-apiserver-kubelet-client", &["system:masters"])?;
+                save_pair(&dir, "apiserver-kubelet-client", &pair)?;
+                pair
+            }
+        };
         Ok(ClusterPki {
             ca,
             serving,
             admin,
+            kubelet_client,
             dir,
         })
     }
@@ -248,7 +308,26 @@ mod tests {
         assert_eq!(first.ca.cert_pem, again.ca.cert_pem);
         assert_eq!(first.serving.cert_pem, again.serving.cert_pem);
         assert_eq!(first.admin.key_pem, again.admin.key_pem);
+        assert_eq!(first.kubelet_client.cert_pem, again.kubelet_client.cert_pem);
         let kubeconfig = first.kubeconfig("https://127.0.0.1:6443", &first.admin);
         assert!(kubeconfig.contains("server: https://127.0.0.1:6443"));
+    }
+
+    #[test]
+    fn kubelet_serving_certificate_names_the_node_and_its_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = ClusterPki::load_or_create(dir.path(), &[], &[]).unwrap();
+        let pair =
+            issue_kubelet_serving(&pki.ca, "node-a", &[IpAddr::from([10, 0, 0, 7])]).unwrap();
+        use rustls_pki_types::pem::PemObject;
+        let der =
+            rustls_pki_types::CertificateDer::from_pem_slice(pair.cert_pem.as_bytes()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+        let sans = cert.subject_alternative_name().unwrap().unwrap();
+        let text = format!("{:?}", sans.value.general_names);
+        assert!(text.contains("node-a"), "{text}");
+        assert!(text.contains("localhost"), "{text}");
+        assert!(text.contains("[10, 0, 0, 7]"), "{text}");
+        assert!(text.contains("[127, 0, 0, 1]"), "{text}");
     }
 }

@@ -12,6 +12,7 @@ mod list;
 mod managed_fields;
 mod output;
 mod patch;
+mod pod_logs;
 mod read;
 mod selection;
 mod services;
@@ -50,6 +51,8 @@ pub struct Registry {
     pub openapi: crate::openapi::Documents,
     /// Ends watches when the server shuts down.
     pub shutdown: CancellationToken,
+    /// Dials kubelets for `pods/log`.
+    pub kubelet: Arc<crate::kubelet_client::KubeletClient>,
 }
 
 /// One request, resolved against the resource table.

@@ -1,5 +1,6 @@
 //! Subresources: status, scale, binding, eviction, namespace finalize, and
-//! the streaming ones (log, exec, attach, portforward) that need a kubelet.
+//! the streaming ones (log in `pod_logs.rs`; exec, attach, portforward not
+//! yet) that need a kubelet.
 
 use axum::response::Response;
 use bytes::Bytes;
@@ -163,7 +164,8 @@ impl Registry {
             ("finalize", Verb::Update) => {
                 self.replace(t, query, headers, body, Part::Finalize).await
             }
-            ("log" | "exec" | "attach" | "portforward" | "proxy", _) => {
+            ("log", Verb::Get) => self.pod_log(t, query).await,
+            ("exec" | "attach" | "portforward" | "proxy", _) => {
                 self.read_object(t).await?;
                 Err(needs_kubelet(sub))
             }
