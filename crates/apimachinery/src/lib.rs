@@ -43,6 +43,7 @@ pub mod field_error;
 mod go_quote;
 pub mod names;
 pub mod path;
+pub mod quantity;
 pub mod selectors;
 pub mod shape;
 pub mod validation;
