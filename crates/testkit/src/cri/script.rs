@@ -1,0 +1,239 @@
+//! What the fake containers do: scripted runs, SIGTERM behaviour, exec
+//! results, and which containers a script applies to.
+
+use std::time::Duration;
+
+/// Which output stream a log line belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// What a running container does when `StopContainer` sends it SIGTERM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnSigterm {
+    /// Exits with `code` after `after` (0 = at once). If `after` is not
+    /// shorter than the stop timeout, the container is SIGKILLed at the
+    /// timeout instead (exit code 137).
+    Exit { after: Duration, code: i32 },
+    /// Keeps running; SIGKILLed when the stop timeout ends (exit code 137).
+    Ignore,
+}
+
+impl Default for OnSigterm {
+    /// Dies of the signal at once: 128 + 15.
+    fn default() -> Self {
+        OnSigterm::Exit {
+            after: Duration::ZERO,
+            code: 143,
+        }
+    }
+}
+
+/// One start of a container: what it prints and when (if ever) it exits.
+///
+/// A container's script is a list of runs; start number N (counted per pod
+/// namespace/name and container name, across sandboxes) plays run N, and
+/// the last run repeats once the list is exhausted.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use skiff_testkit::cri::Run;
+/// let crash = Run::exit_after(Duration::from_secs(2), 1).stdout("boom");
+/// let oom = Run::exit_after(Duration::from_secs(1), 137).reason("OOMKilled");
+/// let server = Run::forever().ignore_sigterm();
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Run {
+    /// `Some((d, code))`: exits with `code` `d` after starting. `None`: runs
+    /// until stopped or killed.
+    pub exit: Option<(Duration, i32)>,
+    /// Replaces the derived reason ("Completed" for 0, else "Error"),
+    /// e.g. "OOMKilled".
+    pub reason: Option<String>,
+    /// The container status `message` after this run exits.
+    pub message: Option<String>,
+    /// Lines written to the container's log when it starts.
+    pub output: Vec<(LogStream, String)>,
+    /// Reaction to `StopContainer`.
+    pub on_sigterm: OnSigterm,
+}
+
+impl Run {
+    /// Runs until stopped (the default for unscripted containers).
+    pub fn forever() -> Run {
+        Run::default()
+    }
+
+    /// Exits with `code` after `after`.
+    pub fn exit_after(after: Duration, code: i32) -> Run {
+        Run {
+            exit: Some((after, code)),
+            ..Run::default()
+        }
+    }
+
+    /// Sets the exit reason (e.g. "OOMKilled").
+    pub fn reason(mut self, reason: &str) -> Run {
+        self.reason = Some(reason.to_owned());
+        self
+    }
+
+    /// Sets the status message after exit.
+    pub fn message(mut self, message: &str) -> Run {
+        self.message = Some(message.to_owned());
+        self
+    }
+
+    /// Adds a stdout line written at start.
+    pub fn stdout(mut self, line: &str) -> Run {
+        self.output.push((LogStream::Stdout, line.to_owned()));
+        self
+    }
+
+    /// Adds a stderr line written at start.
+    pub fn stderr(mut self, line: &str) -> Run {
+        self.output.push((LogStream::Stderr, line.to_owned()));
+        self
+    }
+
+    /// SIGTERM is ignored: `StopContainer` kills at its timeout (137).
+    pub fn ignore_sigterm(mut self) -> Run {
+        self.on_sigterm = OnSigterm::Ignore;
+        self
+    }
+
+    /// SIGTERM makes the container exit with `code` after `after`.
+    pub fn on_sigterm_exit(mut self, after: Duration, code: i32) -> Run {
+        self.on_sigterm = OnSigterm::Exit { after, code };
+        self
+    }
+}
+
+/// The scripted result of `ExecSync`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecResult {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// How long the command runs. Longer than the request's timeout (when
+    /// non-zero) gives `DeadlineExceeded` at the timeout, as containerd.
+    pub delay: Duration,
+}
+
+impl ExecResult {
+    /// Exit code 0 with `stdout`.
+    pub fn ok(stdout: &str) -> ExecResult {
+        ExecResult {
+            stdout: stdout.as_bytes().to_vec(),
+            ..ExecResult::default()
+        }
+    }
+
+    /// Exit code `code` with `stderr`.
+    pub fn fail(code: i32, stderr: &str) -> ExecResult {
+        ExecResult {
+            exit_code: code,
+            stderr: stderr.as_bytes().to_vec(),
+            ..ExecResult::default()
+        }
+    }
+
+    /// Runs for `delay` before answering.
+    pub fn delayed(mut self, delay: Duration) -> ExecResult {
+        self.delay = delay;
+        self
+    }
+}
+
+/// The containers a script or exec result applies to: a container name,
+/// optionally narrowed to a pod namespace and pod name (from the sandbox
+/// metadata). The most specific matching target wins.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub namespace: Option<String>,
+    pub pod: Option<String>,
+    pub container: String,
+}
+
+impl Target {
+    /// Every container named `container`, in any pod.
+    pub fn container(container: &str) -> Target {
+        Target {
+            container: container.to_owned(),
+            ..Target::default()
+        }
+    }
+
+    /// Container `container` of pod `namespace/pod`.
+    pub fn in_pod(namespace: &str, pod: &str, container: &str) -> Target {
+        Target {
+            namespace: Some(namespace.to_owned()),
+            pod: Some(pod.to_owned()),
+            container: container.to_owned(),
+        }
+    }
+
+    /// Containers named `container` in pods of `namespace`.
+    pub fn in_namespace(namespace: &str, container: &str) -> Target {
+        Target {
+            namespace: Some(namespace.to_owned()),
+            pod: None,
+            container: container.to_owned(),
+        }
+    }
+
+    /// `None` if it does not match; otherwise its specificity (higher wins).
+    pub(crate) fn matches(&self, namespace: &str, pod: &str, container: &str) -> Option<u8> {
+        if self.container != container {
+            return None;
+        }
+        let mut score = 0;
+        if let Some(ns) = &self.namespace {
+            if ns != namespace {
+                return None;
+            }
+            score += 1;
+        }
+        if let Some(p) = &self.pod {
+            if p != pod {
+                return None;
+            }
+            score += 2;
+        }
+        Some(score)
+    }
+}
+
+impl From<&str> for Target {
+    fn from(container: &str) -> Target {
+        Target::container(container)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_specific_target_scores_highest() {
+        let any = Target::container("app");
+        let ns = Target::in_namespace("default", "app");
+        let pod = Target::in_pod("default", "web", "app");
+        assert_eq!(any.matches("default", "web", "app"), Some(0));
+        assert_eq!(ns.matches("default", "web", "app"), Some(1));
+        assert_eq!(pod.matches("default", "web", "app"), Some(3));
+        assert_eq!(pod.matches("default", "db", "app"), None);
+        assert_eq!(any.matches("default", "web", "sidecar"), None);
+    }
+}
