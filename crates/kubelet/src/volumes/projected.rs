@@ -141,7 +141,7 @@ pub(super) struct TokenCache {
 
 impl TokenCache {
     /// The token for `key`, from the cache or a new TokenRequest; `None`
-    /// when the API server does not serve TokenRequest (404).
+    /// when the API server does not serve TokenRequest (404/405).
     async fn get(
         &self,
         client: &kube::Client,
@@ -207,12 +207,14 @@ async fn request_token(
         .await
     {
         Ok(response) => response,
-        Err(kube::Error::Api(status)) if status.code == 404 => {
+        // Not served (yet): 404, or 405 from servers that know the
+        // subresource but not its create.
+        Err(kube::Error::Api(status)) if matches!(status.code, 404 | 405) => {
             tracing::warn!(
                 namespace = %key.namespace,
                 service_account = %key.service_account,
                 message = %status.message,
-                "TokenRequest answered 404; projecting no service account token"
+                "TokenRequest is not served; projecting no service account token"
             );
             return Ok(None);
         }
