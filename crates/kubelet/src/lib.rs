@@ -2,6 +2,7 @@
 //! CRI runtime.
 
 pub mod cri;
+pub mod server;
 pub mod volumes;
 
 use std::path::PathBuf;
