@@ -245,3 +245,33 @@ fn config_quotes_paths() {
     );
     assert!(toml.contains("sandbox_image = \"reg/pause:3\""));
 }
+
+#[tokio::test]
+async fn import_refuses_what_is_not_an_image_archive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("none.sock");
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, b"this is not a tar file at all").expect("write");
+    let err = skiff_containerd::images::import(&socket, &junk, |_| {})
+        .await
+        .expect_err("junk");
+    assert!(matches!(err, ImageError::BadArchive { .. }), "{err}");
+
+    // A valid tar without manifest.json or index.json.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(2);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, "hello.txt", &b"hi"[..])
+        .expect("append");
+    std::fs::write(&junk, tar.into_inner().expect("tar")).expect("write");
+    let err = skiff_containerd::images::import(&socket, &junk, |_| {})
+        .await
+        .expect_err("no manifest");
+    assert!(err.to_string().contains("manifest.json"), "{err}");
+
+    let err = skiff_containerd::images::import(&socket, &dir.path().join("missing.tar"), |_| {})
+        .await
+        .expect_err("missing");
+    assert!(matches!(err, ImageError::Io { .. }), "{err}");
+}

@@ -123,7 +123,25 @@ async fn managed_containerd_runs_offline_images() {
         "{err}"
     );
 
-    // Offline images: built, imported, then not again.
+    // An air-gap archive (gzip, which ctr cannot read itself) provides
+    // busybox; pause is built.
+    let images_dir = agent.join("images");
+    std::fs::create_dir_all(&images_dir).expect("images dir");
+    let plain = tmp.path().join("busybox.tar");
+    skiff_containerd::images::build_busybox(Path::new("/bin/busybox"), &plain).expect("build");
+    let gz = images_dir.join("busybox.tar.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).expect("create gz"),
+        flate2::Compression::fast(),
+    );
+    std::io::copy(
+        &mut std::fs::File::open(&plain).expect("open tar"),
+        &mut encoder,
+    )
+    .expect("gzip");
+    encoder.finish().expect("finish gzip");
+
+    // Offline images: imported and built, then not again.
     let mut lines = Vec::new();
     ensure_images(&socket, &agent, |l| lines.push(l.to_string()))
         .await
@@ -131,6 +149,22 @@ async fn managed_containerd_runs_offline_images() {
     let images = list_images(&socket).await.expect("list images");
     assert!(images.contains(PAUSE_IMAGE), "{images:?}\n{lines:?}");
     assert!(images.contains(BUSYBOX_IMAGE), "{images:?}\n{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("busybox.tar.gz")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("building skiff.local/busybox")),
+        "busybox came from the air-gap archive: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("building skiff.local/pause")),
+        "{lines:?}"
+    );
     let mut again = Vec::new();
     ensure_images(&socket, &agent, |l| again.push(l.to_string()))
         .await

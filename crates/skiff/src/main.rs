@@ -1,6 +1,7 @@
 //! The `skiff` binary: parses flags and composes the components.
 
 mod bench;
+mod images;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,10 @@ enum Commands {
     /// Measure the speed of a component.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Import image archives into the node's containerd; build the
+    /// built-in offline images.
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +65,7 @@ fn main() -> anyhow::Result<()> {
             Commands::ControllerManager(args) => server::run_controller_manager(args).await,
             Commands::Scheduler(args) => server::run_scheduler(args).await,
             Commands::Bench(command) => bench::run(command).await,
+            Commands::Images(command) => images::run(command).await,
         }
     })
 }

@@ -270,7 +270,13 @@ fn archive_refs(path: &Path) -> Result<(Vec<String>, bool), ImageError> {
     let mut refs = None;
     let mut saw_entry = false;
     for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("broken tar: {e}")))?;
+        let mut entry = entry.map_err(|e| {
+            if saw_entry {
+                bad(format!("broken tar: {e}"))
+            } else {
+                bad("not a tar file (plain or gzip)".into())
+            }
+        })?;
         saw_entry = true;
         let name = entry
             .path()
