@@ -824,3 +824,73 @@ async fn container_events_stream() {
     drop(events);
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn timed_log_lines_stop_at_exit() {
+    let (dir, fake, mut c) = setup().await;
+    fake.with_images(&["busybox"]);
+    fake.script(
+        "app",
+        vec![
+            Run::exit_after(Duration::from_secs(3), 0)
+                .stdout("first")
+                .stdout_after(Duration::from_millis(1500), "second")
+                .stderr_after(Duration::from_secs(5), "never"),
+        ],
+    );
+    let logs = dir.path().join("pods/default_web");
+    let sb = sandbox_config("web", &logs.to_string_lossy());
+    let sandbox_id = run_sandbox(&mut c, &sb).await;
+    let id = create(&mut c, &sandbox_id, &sb, "app", "busybox", 0)
+        .await
+        .expect("create");
+    start(&mut c, &id).await;
+    let started_at = status(&mut c, &id).await.started_at;
+    let path = logs.join("app/0.log");
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("log"),
+        format!("{} stdout F first\n", skiff_testkit_ts(started_at))
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let log = std::fs::read_to_string(&path).expect("log");
+    assert_eq!(
+        log,
+        format!(
+            "{} stdout F first\n{} stdout F second\n",
+            skiff_testkit_ts(started_at),
+            skiff_testkit_ts(started_at + 1_500_000_000)
+        )
+    );
+    assert_eq!(
+        status(&mut c, &id).await.state,
+        ContainerState::ContainerExited as i32
+    );
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_until_wakes_on_calls() {
+    let (_dir, fake, mut c) = setup().await;
+    let waiter = {
+        let fake = fake.clone();
+        tokio::spawn(async move {
+            fake.wait_until(Duration::from_secs(60), |f| {
+                f.count("RunPodSandbox", "default/web") == 1
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    run_sandbox(&mut c, &sandbox_config("web", "")).await;
+    assert!(waiter.await.expect("waiter"));
+    let t0 = tokio::time::Instant::now();
+    assert!(
+        !fake
+            .wait_until(Duration::from_secs(2), |f| f
+                .count("RunPodSandbox", "default/db")
+                == 1)
+            .await
+    );
+    assert_eq!(t0.elapsed(), Duration::from_secs(2));
+    fake.shutdown().await;
+}

@@ -67,7 +67,7 @@ use std::time::Duration;
 
 pub use clock::FakeClock;
 pub use k8s_cri::v1::{ContainerState, PodSandboxState};
-pub use script::{ExecResult, LogStream, OnSigterm, Run, Target};
+pub use script::{ExecResult, LogLine, LogStream, OnSigterm, Run, Target};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -414,6 +414,38 @@ impl FakeRuntime {
     /// Turns the call log on or off.
     pub fn record_calls(&self, on: bool) {
         self.shared.lock().record_calls = on;
+    }
+
+    /// Waits (tokio time) until `done` holds, re-checking after every call
+    /// the runtime receives and every container exit. False if `timeout`
+    /// passed first.
+    ///
+    /// ```no_run
+    /// # async fn demo(fake: skiff_testkit::cri::FakeRuntime) {
+    /// # use std::time::Duration;
+    /// assert!(fake.wait_until(Duration::from_secs(30), |f| f.count("StartContainer", "app") >= 3).await);
+    /// # }
+    /// ```
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&FakeRuntime) -> bool,
+    ) -> bool {
+        let mut changes = self.shared.lock().changes.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if done(self) {
+                return true;
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return done(self);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return done(self),
+            }
+        }
     }
 
     /// Stops serving (graceful, bounded to 5 s) and removes the socket.

@@ -19,6 +19,14 @@ impl LogStream {
     }
 }
 
+/// A line a run writes to its log, `after` its start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub after: Duration,
+    pub stream: LogStream,
+    pub text: String,
+}
+
 /// What a running container does when `StopContainer` sends it SIGTERM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnSigterm {
@@ -63,8 +71,9 @@ pub struct Run {
     pub reason: Option<String>,
     /// The container status `message` after this run exits.
     pub message: Option<String>,
-    /// Lines written to the container's log when it starts.
-    pub output: Vec<(LogStream, String)>,
+    /// Lines written to the container's log (those after its exit or stop
+    /// are never written).
+    pub output: Vec<LogLine>,
     /// Reaction to `StopContainer`.
     pub on_sigterm: OnSigterm,
 }
@@ -96,14 +105,31 @@ impl Run {
     }
 
     /// Adds a stdout line written at start.
-    pub fn stdout(mut self, line: &str) -> Run {
-        self.output.push((LogStream::Stdout, line.to_owned()));
-        self
+    pub fn stdout(self, line: &str) -> Run {
+        self.line_after(Duration::ZERO, LogStream::Stdout, line)
     }
 
     /// Adds a stderr line written at start.
-    pub fn stderr(mut self, line: &str) -> Run {
-        self.output.push((LogStream::Stderr, line.to_owned()));
+    pub fn stderr(self, line: &str) -> Run {
+        self.line_after(Duration::ZERO, LogStream::Stderr, line)
+    }
+
+    /// Adds a stdout line written `after` the start.
+    pub fn stdout_after(self, after: Duration, line: &str) -> Run {
+        self.line_after(after, LogStream::Stdout, line)
+    }
+
+    /// Adds a stderr line written `after` the start.
+    pub fn stderr_after(self, after: Duration, line: &str) -> Run {
+        self.line_after(after, LogStream::Stderr, line)
+    }
+
+    fn line_after(mut self, after: Duration, stream: LogStream, text: &str) -> Run {
+        self.output.push(LogLine {
+            after,
+            stream,
+            text: text.to_owned(),
+        });
         self
     }
 

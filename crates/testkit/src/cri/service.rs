@@ -13,7 +13,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::script::OnSigterm;
-use super::state::Started;
+use super::state::{Started, cri_log_line};
 use super::{Call, Shared};
 
 /// The gRPC face of a [`super::FakeRuntime`].
@@ -29,20 +29,47 @@ impl FakeCri {
         self.shared.lock().record(call);
     }
 
-    /// Plays a start outside the lock: the log file, and the exit timer.
+    /// Plays a start outside the lock: the log file, then one task (only if
+    /// needed) for the timed lines and the scripted exit.
     fn after_start(&self, id: &str, started: Started) {
-        if let Some((path, lines)) = started.log {
-            write_log(&path, &lines);
+        if let Some((path, lines)) = &started.log {
+            write_log(path, lines);
         }
-        if let Some((after, code)) = started.exit {
-            let shared = self.shared.clone();
-            let id = id.to_owned();
-            let deadline = Instant::now() + after;
-            tokio::spawn(async move {
-                tokio::time::sleep_until(deadline).await;
-                shared.lock().scripted_exit(&id, started.generation, code);
-            });
+        if started.timed.is_empty() && started.exit.is_none() {
+            return;
         }
+        let shared = self.shared.clone();
+        let id = id.to_owned();
+        let start = Instant::now();
+        let Started {
+            generation,
+            exit,
+            timed,
+            ..
+        } = started;
+        tokio::spawn(async move {
+            for line in timed {
+                if exit.is_some_and(|(after, _)| line.after > after) {
+                    break;
+                }
+                tokio::time::sleep_until(start + line.after).await;
+                let due = {
+                    let state = shared.lock();
+                    state.live_log_path(&id, generation).map(|path| {
+                        let text = cri_log_line(state.clock.now_ns(), line.stream, &line.text);
+                        (path, text)
+                    })
+                };
+                match due {
+                    Some((path, text)) => write_log(&path, &[text]),
+                    None => return,
+                }
+            }
+            if let Some((after, code)) = exit {
+                tokio::time::sleep_until(start + after).await;
+                shared.lock().scripted_exit(&id, generation, code);
+            }
+        });
     }
 }
 

@@ -16,7 +16,7 @@ use tonic::{Code, Status};
 
 use super::clock::FakeClock;
 use super::image::{ImageRec, normalize};
-use super::script::{ExecResult, Run, Target};
+use super::script::{ExecResult, LogLine, LogStream, Run, Target};
 use super::{Call, ContainerView, SandboxView};
 
 type Labels = HashMap<String, String>;
@@ -145,6 +145,8 @@ pub(crate) struct State {
     calls: Vec<Call>,
     /// Bumped on every container exit: StopContainer waits on it.
     pub exits: watch::Sender<u64>,
+    /// Bumped on every call and exit: `FakeRuntime::wait_until` waits on it.
+    pub changes: watch::Sender<u64>,
     pub events: broadcast::Sender<cri::ContainerEventResponse>,
 }
 
@@ -152,7 +154,20 @@ pub(crate) struct State {
 pub(crate) struct Started {
     pub generation: u64,
     pub exit: Option<(Duration, i32)>,
+    /// The log file and the lines due at start (the file is created even
+    /// when there are none).
     pub log: Option<(PathBuf, Vec<String>)>,
+    /// Lines due later, in time order.
+    pub timed: Vec<LogLine>,
+}
+
+/// A CRI log line: `<RFC 3339 nano> <stream> F <text>\n`.
+pub(crate) fn cri_log_line(ns: i64, stream: LogStream, text: &str) -> String {
+    format!(
+        "{} {} F {text}\n",
+        super::clock::rfc3339_nano(ns),
+        stream.as_str()
+    )
 }
 
 fn not_found(what: &str, id: &str) -> Status {
@@ -191,6 +206,7 @@ impl State {
             record_calls: true,
             calls: Vec::new(),
             exits: watch::channel(0).0,
+            changes: watch::channel(0).0,
             events,
         })
     }
@@ -211,6 +227,7 @@ impl State {
         if self.record_calls {
             self.calls.push(call);
         }
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// Records `method` on container `id`, with its name when it exists.
@@ -557,13 +574,12 @@ impl State {
         } else {
             sandbox.log_directory.clone()
         };
-        let log_path = if config.log_path.is_empty() {
+        // Only absolute paths: a relative one would land in the test's cwd.
+        let joined = Path::new(&log_directory).join(&config.log_path);
+        let log_path = if config.log_path.is_empty() || !joined.is_absolute() {
             String::new()
         } else {
-            Path::new(&log_directory)
-                .join(&config.log_path)
-                .to_string_lossy()
-                .into_owned()
+            joined.to_string_lossy().into_owned()
         };
         let pod_namespace = sandbox.metadata.namespace.clone();
         let pod_name = sandbox.metadata.name.clone();
@@ -645,18 +661,20 @@ impl State {
         c.state = ContainerState::ContainerRunning;
         c.started_at = now;
         c.generation += 1;
+        let (now_lines, mut timed): (Vec<LogLine>, Vec<LogLine>) =
+            run.output.iter().cloned().partition(|l| l.after.is_zero());
+        timed.sort_by_key(|l| l.after);
         let log = (!c.log_path.is_empty()).then(|| {
-            let ts = super::clock::rfc3339_nano(now);
-            let lines = run
-                .output
+            let lines = now_lines
                 .iter()
-                .map(|(stream, text)| format!("{ts} {} F {text}\n", stream.as_str()))
+                .map(|l| cri_log_line(now, l.stream, &l.text))
                 .collect();
             (PathBuf::from(&c.log_path), lines)
         });
         let started = Started {
             generation: c.generation,
             exit: run.exit,
+            timed: if log.is_some() { timed } else { Vec::new() },
             log,
         };
         c.run = run;
@@ -688,6 +706,7 @@ impl State {
         c.message = message.unwrap_or_default();
         c.generation += 1;
         self.exits.send_modify(|n| *n += 1);
+        self.changes.send_modify(|n| *n += 1);
         self.emit(id, ContainerEventType::ContainerStoppedEvent);
         true
     }
@@ -702,6 +721,14 @@ impl State {
         }
         let (reason, message) = (c.run.reason.clone(), c.run.message.clone());
         self.exit(id, code, reason, message);
+    }
+
+    /// The log file of container `id` if it still plays run `generation`.
+    pub fn live_log_path(&self, id: &str, generation: u64) -> Option<PathBuf> {
+        self.containers
+            .get(id)
+            .filter(|c| c.generation == generation && !c.log_path.is_empty())
+            .map(|c| PathBuf::from(&c.log_path))
     }
 
     pub fn remove_container(&mut self, id: &str) {
