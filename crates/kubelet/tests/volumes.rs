@@ -69,11 +69,14 @@ async fn volumes_against_the_api() {
     } else {
         json!({"name": "mem", "emptyDir": {}})
     };
+    // fsGroup needs root (chown to any group).
+    let fs_group = is_root().then_some(2000);
     let pod = create(
         &pods,
         json!({
             "metadata": {"name": "web", "labels": {"app": "web", "tier": "front"}},
             "spec": {
+                "securityContext": {"fsGroup": fs_group},
                 "containers": [{
                     "name": "c", "image": "busybox",
                     "volumeMounts": [
@@ -121,7 +124,15 @@ async fn volumes_against_the_api() {
     );
     let sec = dir("kubernetes.io~secret", "sec");
     assert_eq!(read(&sec.join("db/password")), "s3cr3t");
-    assert_eq!(mode(&sec.join("db/password")), 0o400);
+    if fs_group.is_some() {
+        assert_eq!(mode(&sec.join("db/password")), 0o440, "fsGroup reads");
+        assert_eq!(
+            std::fs::metadata(sec.join("db/password")).unwrap().gid(),
+            2000
+        );
+    } else {
+        assert_eq!(mode(&sec.join("db/password")), 0o400);
+    }
     assert!(!sec.join("user").exists(), "only the listed items");
     let opt = dir("kubernetes.io~configmap", "opt");
     assert!(opt.is_dir());
@@ -134,7 +145,8 @@ async fn volumes_against_the_api() {
     assert_eq!(read(&proj.join("ns")), "default");
     let scratch = dir("kubernetes.io~empty-dir", "scratch");
     assert!(scratch.is_dir());
-    assert_eq!(mode(&scratch), 0o777);
+    let setgid = if fs_group.is_some() { 0o2000 } else { 0 };
+    assert_eq!(mode(&scratch), 0o777 | setgid);
     let mem = dir("kubernetes.io~empty-dir", "mem");
     if is_root() {
         assert!(is_mount_point(&mem), "medium: Memory is a tmpfs");

@@ -26,6 +26,10 @@ use super::VolumeError;
 const DATA_DIR: &str = "..data";
 /// The name `..data` is built under before it is renamed into place.
 const DATA_DIR_TMP: &str = "..data_tmp";
+/// What an `fsGroup` adds to files (group read) and dirs (setgid, group
+/// read and search) of a read-only volume.
+const FS_GROUP_FILE_BITS: u32 = 0o440;
+const FS_GROUP_DIR_BITS: u32 = 0o2550;
 /// Upstream's limits on a path and on one of its components.
 const MAX_PATH_LEN: usize = 4096;
 const MAX_NAME_LEN: usize = 255;
@@ -42,8 +46,18 @@ pub type Payload = BTreeMap<String, FileProjection>;
 
 /// Makes `target` hold exactly `payload`. Returns whether a new version was
 /// written (`false` when the content and modes were already current).
-pub fn write(target: &Path, payload: &Payload) -> Result<bool, VolumeError> {
-    let payload = clean_payload(payload)?;
+///
+/// With the pod's `fsGroup`, files and dirs of a new version belong to that
+/// group and are group-readable (dirs setgid), as upstream's
+/// `SetVolumeOwnership` does for read-only volumes — before the swap, so
+/// readers never see a version they cannot read.
+pub fn write(target: &Path, payload: &Payload, fs_group: Option<u32>) -> Result<bool, VolumeError> {
+    let mut payload = clean_payload(payload)?;
+    if fs_group.is_some() {
+        for (_, mode) in payload.values_mut() {
+            *mode |= FS_GROUP_FILE_BITS;
+        }
+    }
     fs::create_dir_all(target).map_err(io(target))?;
 
     let data_link = target.join(DATA_DIR);
@@ -60,7 +74,10 @@ pub fn write(target: &Path, payload: &Payload) -> Result<bool, VolumeError> {
 
     if changed {
         let new_dir = new_version_dir(target)?;
-        if let Err(e) = write_files(&new_dir, &payload).and_then(|()| swap(target, &new_dir)) {
+        let written = write_files(&new_dir, &payload)
+            .and_then(|()| fs_group.map_or(Ok(()), |gid| set_group(&new_dir, gid)))
+            .and_then(|()| swap(target, &new_dir));
+        if let Err(e) = written {
             let _ = fs::remove_dir_all(&new_dir);
             return Err(e);
         }
@@ -203,6 +220,24 @@ fn write_files(dir: &Path, payload: &BTreeMap<String, (Vec<u8>, u32)>) -> Result
     Ok(())
 }
 
+/// Gives `dir` and everything under it to group `gid` (dirs setgid, so
+/// that files created later inherit it).
+fn set_group(dir: &Path, gid: u32) -> Result<(), VolumeError> {
+    let mut pending = vec![dir.to_owned()];
+    while let Some(path) = pending.pop() {
+        std::os::unix::fs::lchown(&path, None, Some(gid)).map_err(io(&path))?;
+        let meta = fs::symlink_metadata(&path).map_err(io(&path))?;
+        if meta.is_dir() {
+            let mode = meta.permissions().mode() | FS_GROUP_DIR_BITS;
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io(&path))?;
+            for entry in fs::read_dir(&path).map_err(io(&path))? {
+                pending.push(entry.map_err(io(&path))?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Points `..data` at `new_dir` atomically: a symlink under a temporary
 /// name, renamed over the old one.
 fn swap(target: &Path, new_dir: &Path) -> Result<(), VolumeError> {
@@ -300,7 +335,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("vol");
         let p = payload(&[("a", "1", 0o644), ("sub/b", "2", 0o400)]);
-        assert!(write(&dir, &p).unwrap());
+        assert!(write(&dir, &p, None).unwrap());
         assert_eq!(fs::read_to_string(dir.join("a")).unwrap(), "1");
         assert_eq!(fs::read_to_string(dir.join("sub/b")).unwrap(), "2");
         assert_eq!(fs::read_link(dir.join("a")).unwrap(), Path::new("..data/a"));
@@ -322,9 +357,9 @@ mod tests {
     fn unchanged_content_writes_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let p = payload(&[("a", "1", 0o644)]);
-        assert!(write(tmp.path(), &p).unwrap());
+        assert!(write(tmp.path(), &p, None).unwrap());
         let before = version_dirs(tmp.path());
-        assert!(!write(tmp.path(), &p).unwrap());
+        assert!(!write(tmp.path(), &p, None).unwrap());
         assert_eq!(version_dirs(tmp.path()), before);
     }
 
@@ -332,9 +367,9 @@ mod tests {
     fn swaps_and_removes_stale_keys() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        write(dir, &payload(&[("a", "1", 0o644), ("b", "2", 0o644)])).unwrap();
+        write(dir, &payload(&[("a", "1", 0o644), ("b", "2", 0o644)]), None).unwrap();
         let first = version_dirs(dir);
-        assert!(write(dir, &payload(&[("a", "3", 0o644), ("c", "4", 0o644)])).unwrap());
+        assert!(write(dir, &payload(&[("a", "3", 0o644), ("c", "4", 0o644)]), None).unwrap());
         let second = version_dirs(dir);
         assert_eq!(second.len(), 1);
         assert_ne!(first, second);
@@ -347,18 +382,32 @@ mod tests {
     #[test]
     fn a_mode_change_is_a_change() {
         let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), &payload(&[("a", "1", 0o644)])).unwrap();
-        assert!(write(tmp.path(), &payload(&[("a", "1", 0o600)])).unwrap());
+        write(tmp.path(), &payload(&[("a", "1", 0o644)]), None).unwrap();
+        assert!(write(tmp.path(), &payload(&[("a", "1", 0o600)]), None).unwrap());
         assert_eq!(mode(&tmp.path().join("a")), 0o600);
     }
 
     #[test]
     fn empty_payload_is_an_empty_version() {
         let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), &payload(&[("a", "1", 0o644)])).unwrap();
-        assert!(write(tmp.path(), &Payload::new()).unwrap());
+        write(tmp.path(), &payload(&[("a", "1", 0o644)]), None).unwrap();
+        assert!(write(tmp.path(), &Payload::new(), None).unwrap());
         assert!(fs::symlink_metadata(tmp.path().join("a")).is_err());
         assert!(fs::read_link(tmp.path().join("..data")).is_ok());
+    }
+
+    #[test]
+    fn fs_group_owns_and_reads() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let gid = fs::metadata(tmp.path()).unwrap().gid();
+        let p = payload(&[("sub/a", "1", 0o400)]);
+        assert!(write(tmp.path(), &p, Some(gid)).unwrap());
+        let file = tmp.path().join("sub/a");
+        assert_eq!(mode(&file), 0o440);
+        assert_eq!(fs::metadata(&file).unwrap().gid(), gid);
+        assert_eq!(mode(&tmp.path().join("sub")) & 0o2000, 0o2000);
+        assert!(!write(tmp.path(), &p, Some(gid)).unwrap(), "unchanged");
     }
 
     #[test]
@@ -368,6 +417,6 @@ mod tests {
         }
         assert_eq!(validate_path("a//b/").unwrap(), "a/b");
         let tmp = tempfile::tempdir().unwrap();
-        assert!(write(tmp.path(), &payload(&[("../x", "1", 0o644)])).is_err());
+        assert!(write(tmp.path(), &payload(&[("../x", "1", 0o644)]), None).is_err());
     }
 }

@@ -15,7 +15,11 @@ use super::{VolumeError, is_root, mountinfo};
 /// use them.
 const EMPTY_DIR_MODE: u32 = 0o777;
 
-pub(super) async fn setup(dir: &Path, src: &EmptyDirVolumeSource) -> Result<(), VolumeError> {
+pub(super) async fn setup(
+    dir: &Path,
+    src: &EmptyDirVolumeSource,
+    fs_group: Option<u32>,
+) -> Result<(), VolumeError> {
     tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
     match src.medium.as_deref().unwrap_or_default() {
         "" => {}
@@ -40,7 +44,19 @@ pub(super) async fn setup(dir: &Path, src: &EmptyDirVolumeSource) -> Result<(), 
             )));
         }
     }
-    set_mode(dir, EMPTY_DIR_MODE).await
+    match fs_group {
+        // Owned by the pod's fsGroup, setgid so new files are too.
+        Some(gid) => {
+            let owned = dir.to_owned();
+            tokio::task::spawn_blocking(move || std::os::unix::fs::lchown(&owned, None, Some(gid)))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .map_err(io(dir))?;
+            set_mode(dir, EMPTY_DIR_MODE | 0o2000).await
+        }
+        None => set_mode(dir, EMPTY_DIR_MODE).await,
+    }
 }
 
 /// A dir for a secret/projected volume: a tmpfs when running as root (so

@@ -180,7 +180,7 @@ impl Volumes {
                 .await
                 .map_err(|e| set_up_failed(&volume.name, e))?
             {
-                write_payload(prepared.host_path.clone(), payload)
+                write_payload(prepared.host_path.clone(), payload, fs_group(pod))
                     .await
                     .map_err(|e| set_up_failed(&volume.name, e))?;
             }
@@ -238,7 +238,7 @@ impl Volumes {
     ) -> Result<PodVolume, VolumeError> {
         if let Some(src) = &volume.empty_dir {
             let dir = self.volume_dir(uid, "kubernetes.io~empty-dir", &volume.name);
-            empty_dir::setup(&dir, src).await?;
+            empty_dir::setup(&dir, src, fs_group(pod)).await?;
             return Ok(PodVolume {
                 host_path: dir,
                 read_only: false,
@@ -271,7 +271,7 @@ impl Volumes {
             empty_dir::setup_memory_if_root(&dir).await?;
         }
         let payload = self.payload(pod, volume).await?.unwrap_or_default();
-        write_payload(dir.clone(), payload).await?;
+        write_payload(dir.clone(), payload, fs_group(pod)).await?;
         Ok(PodVolume {
             host_path: dir,
             read_only: true,
@@ -347,9 +347,13 @@ fn source_kind(volume: &Volume) -> String {
 }
 
 /// Runs the (blocking) atomic writer off the async workers.
-async fn write_payload(dir: PathBuf, payload: Payload) -> Result<bool, VolumeError> {
+async fn write_payload(
+    dir: PathBuf,
+    payload: Payload,
+    fs_group: Option<u32>,
+) -> Result<bool, VolumeError> {
     let task_dir = dir.clone();
-    tokio::task::spawn_blocking(move || atomic_writer::write(&task_dir, &payload))
+    tokio::task::spawn_blocking(move || atomic_writer::write(&task_dir, &payload, fs_group))
         .await
         .map_err(|e| VolumeError::Io {
             path: dir,
@@ -374,6 +378,17 @@ fn pod_uid(pod: &Pod) -> Result<&str, VolumeError> {
         .as_deref()
         .filter(|u| !u.is_empty() && !u.contains('/') && !u.starts_with('.'))
         .ok_or(VolumeError::PodField("metadata.uid"))
+}
+
+/// The pod's `securityContext.fsGroup`: the group that owns its writable
+/// and API-backed volumes, so non-root containers can use them.
+fn fs_group(pod: &Pod) -> Option<u32> {
+    pod.spec
+        .as_ref()?
+        .security_context
+        .as_ref()?
+        .fs_group
+        .and_then(|g| u32::try_from(g).ok())
 }
 
 fn pod_namespace(pod: &Pod) -> &str {
