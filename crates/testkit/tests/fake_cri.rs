@@ -894,3 +894,85 @@ async fn wait_until_wakes_on_calls() {
     assert_eq!(t0.elapsed(), Duration::from_secs(2));
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_sandbox_turns_notready_and_takes_its_containers() {
+    let (_dir, fake, mut c) = setup().await;
+    fake.with_images(&["busybox"]);
+    let sb = sandbox_config("web", "");
+    let sandbox_id = run_sandbox(&mut c, &sb).await;
+    let id = create(&mut c, &sandbox_id, &sb, "app", "busybox", 0)
+        .await
+        .expect("create");
+    start(&mut c, &id).await;
+    assert!(fake.kill_sandbox(&sandbox_id));
+    assert!(!fake.kill_sandbox("nope"));
+    let st = status(&mut c, &id).await;
+    assert_eq!(
+        (st.state, st.exit_code),
+        (ContainerState::ContainerExited as i32, 137)
+    );
+    assert_eq!(
+        fake.sandboxes()[0].state,
+        skiff_testkit::cri::PodSandboxState::SandboxNotready
+    );
+    fake.shutdown().await;
+}
+
+/// Hollow nodes: many runtimes in one process, each with a few pods, all
+/// on tasks of one runtime thread.
+#[tokio::test]
+async fn many_runtimes_in_one_process() {
+    let dir = tempfile::Builder::new()
+        .prefix("cri")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let mut nodes = Vec::new();
+    for n in 0..100 {
+        let fake = FakeRuntime::start_with(
+            &dir.path().join(format!("n{n}")),
+            skiff_testkit::cri::Config {
+                pod_cidr: format!("10.42.{n}.0/24"),
+                images: vec!["busybox".to_owned()],
+                record_calls: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("start");
+        let client = connect(&fake.socket()).await;
+        nodes.push((fake, client));
+    }
+    for (n, (_, c)) in nodes.iter_mut().enumerate() {
+        for p in 0..5 {
+            let sb = sandbox_config(&format!("pod{p}"), "");
+            let sandbox_id = run_sandbox(c, &sb).await;
+            let id = create(c, &sandbox_id, &sb, "app", "busybox", 0)
+                .await
+                .expect("create");
+            start(c, &id).await;
+            let ip = c
+                .runtime
+                .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                    pod_sandbox_id: sandbox_id,
+                    verbose: false,
+                })
+                .await
+                .expect("status")
+                .into_inner()
+                .status
+                .and_then(|s| s.network)
+                .map(|n| n.ip)
+                .unwrap_or_default();
+            assert_eq!(ip, format!("10.42.{n}.{}", p + 2));
+        }
+    }
+    for (fake, _) in &nodes {
+        assert_eq!(fake.containers().len(), 5);
+        assert!(fake.calls().is_empty(), "call log off");
+    }
+    for (fake, client) in nodes {
+        drop(client);
+        fake.shutdown().await;
+    }
+}

@@ -373,6 +373,13 @@ impl FakeRuntime {
             .exit(container_id, exit_code, reason, None)
     }
 
+    /// The sandbox dies (its infra container exits): its running containers
+    /// exit 137 and it turns NOTREADY, so the kubelet must recreate the pod's
+    /// sandbox. False if there is no such sandbox.
+    pub fn kill_sandbox(&self, sandbox_id: &str) -> bool {
+        self.shared.lock().stop_sandbox(sandbox_id).is_ok()
+    }
+
     /// Every sandbox, in creation order.
     pub fn sandboxes(&self) -> Vec<SandboxView> {
         self.shared.lock().sandbox_views()
