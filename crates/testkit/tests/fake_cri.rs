@@ -976,3 +976,68 @@ async fn many_runtimes_in_one_process() {
         fake.shutdown().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn runs_count_per_pod_uid_across_sandboxes_and_cidr_follows_the_kubelet() {
+    let (_dir, fake, mut c) = setup().await;
+    fake.with_images(&["busybox"]);
+    c.runtime
+        .update_runtime_config(cri::UpdateRuntimeConfigRequest {
+            runtime_config: Some(cri::RuntimeConfig {
+                network_config: Some(cri::NetworkConfig {
+                    pod_cidr: "10.42.9.0/24".to_owned(),
+                }),
+            }),
+        })
+        .await
+        .expect("UpdateRuntimeConfig");
+    fake.script(
+        "app",
+        vec![Run::exit_after(Duration::from_secs(1), 0), Run::forever()],
+    );
+    let mut sb = sandbox_config("web", "");
+    let first = run_sandbox(&mut c, &sb).await;
+    let id = create(&mut c, &first, &sb, "app", "busybox", 0)
+        .await
+        .expect("create");
+    start(&mut c, &id).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(status(&mut c, &id).await.exit_code, 0);
+    assert!(fake.kill_sandbox(&first));
+
+    // The same pod's next sandbox: its container plays run 1.
+    if let Some(m) = sb.metadata.as_mut() {
+        m.attempt = 1;
+    }
+    let second = run_sandbox(&mut c, &sb).await;
+    let id = create(&mut c, &second, &sb, "app", "busybox", 1)
+        .await
+        .expect("create");
+    start(&mut c, &id).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        status(&mut c, &id).await.state,
+        ContainerState::ContainerRunning as i32
+    );
+
+    // A recreated pod (new uid, same name) starts over at run 0.
+    if let Some(m) = sb.metadata.as_mut() {
+        m.uid = "uid-web-2".to_owned();
+        m.attempt = 0;
+    }
+    let third = run_sandbox(&mut c, &sb).await;
+    let id = create(&mut c, &third, &sb, "app", "busybox", 0)
+        .await
+        .expect("create");
+    start(&mut c, &id).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        status(&mut c, &id).await.state,
+        ContainerState::ContainerExited as i32
+    );
+
+    let ips: Vec<String> = fake.sandboxes().into_iter().map(|s| s.ip).collect();
+    assert_eq!(ips, vec!["10.42.9.2", "10.42.9.3", "10.42.9.4"]);
+    assert_eq!(fake.count("UpdateRuntimeConfig", "10.42.9.0/24"), 1);
+    fake.shutdown().await;
+}

@@ -348,7 +348,8 @@ impl FakeRuntime {
     // ---- containers -------------------------------------------------------
 
     /// Scripts the containers of `target` (a container name, or a
-    /// [`Target`] narrowed to a namespace or pod): start N plays `runs[N]`,
+    /// [`Target`] narrowed to a namespace or pod): start N of the container
+    /// in one pod (by uid, across its sandboxes) plays `runs[N]`,
     /// the last run repeating. Replaces the target's previous script; starts
     /// already counted stay counted.
     pub fn script(&self, target: impl Into<Target>, runs: Vec<Run>) {

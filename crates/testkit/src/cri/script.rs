@@ -51,8 +51,9 @@ impl Default for OnSigterm {
 /// One start of a container: what it prints and when (if ever) it exits.
 ///
 /// A container's script is a list of runs; start number N (counted per pod
-/// namespace/name and container name, across sandboxes) plays run N, and
-/// the last run repeats once the list is exhausted.
+/// uid and container name, across the pod's sandboxes — so N is the
+/// container's restart count) plays run N, and the last run repeats once
+/// the list is exhausted.
 ///
 /// ```
 /// # use std::time::Duration;

@@ -139,8 +139,9 @@ pub(crate) struct State {
     pull_delays: HashMap<String, Duration>,
     scripts: Vec<(Target, Vec<Run>)>,
     execs: Vec<(Target, Vec<String>, ExecResult)>,
-    /// Starts so far per (pod namespace, pod name, container name).
-    starts: HashMap<(String, String, String), usize>,
+    /// Starts so far per (pod uid, container name): restarts of one pod,
+    /// across its sandboxes; a recreated pod (new uid) starts over.
+    starts: HashMap<(String, String), usize>,
     pub record_calls: bool,
     calls: Vec<Call>,
     /// Bumped on every container exit: StopContainer waits on it.
@@ -271,8 +272,8 @@ impl State {
         self.execs.push((target, prefix, result));
     }
 
-    fn run_for(&mut self, namespace: &str, pod: &str, container: &str) -> Run {
-        let key = (namespace.to_owned(), pod.to_owned(), container.to_owned());
+    fn run_for(&mut self, uid: &str, namespace: &str, pod: &str, container: &str) -> Run {
+        let key = (uid.to_owned(), container.to_owned());
         let n = self.starts.entry(key).or_insert(0);
         let index = *n;
         *n += 1;
@@ -367,7 +368,10 @@ impl State {
         }
         let mut ipam = Ipam::parse(cidr).map_err(Status::invalid_argument)?;
         if ipam.base != self.ipam.base || ipam.size != self.ipam.size {
-            ipam.used.clear();
+            // Addresses of the old range are no longer ours to release.
+            for s in self.sandboxes.values_mut() {
+                s.ip_offset = None;
+            }
             self.ipam = ipam;
         }
         Ok(())
@@ -638,22 +642,21 @@ impl State {
                 c.state.as_str_name()
             )));
         }
-        let ready = self
-            .sandboxes
-            .get(&c.sandbox_id)
-            .is_some_and(|s| s.state == PodSandboxState::SandboxReady);
-        if !ready {
-            return Err(Status::failed_precondition(format!(
-                "sandbox container {:?} is not running",
-                c.sandbox_id
-            )));
-        }
+        let uid = match self.sandboxes.get(&c.sandbox_id) {
+            Some(s) if s.state == PodSandboxState::SandboxReady => s.metadata.uid.clone(),
+            _ => {
+                return Err(Status::failed_precondition(format!(
+                    "sandbox container {:?} is not running",
+                    c.sandbox_id
+                )));
+            }
+        };
         let (ns, pod, name) = (
             c.pod_namespace.clone(),
             c.pod_name.clone(),
             c.metadata.name.clone(),
         );
-        let run = self.run_for(&ns, &pod, &name);
+        let run = self.run_for(&uid, &ns, &pod, &name);
         let now = self.clock.now_ns();
         let Some(c) = self.containers.get_mut(id) else {
             return Err(not_found("container", id));
