@@ -366,7 +366,7 @@ impl State {
         if cidr.is_empty() {
             return Ok(());
         }
-        let mut ipam = Ipam::parse(cidr).map_err(Status::invalid_argument)?;
+        let ipam = Ipam::parse(cidr).map_err(Status::invalid_argument)?;
         if ipam.base != self.ipam.base || ipam.size != self.ipam.size {
             // Addresses of the old range are no longer ours to release.
             for s in self.sandboxes.values_mut() {
