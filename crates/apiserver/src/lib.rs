@@ -81,7 +81,7 @@ pub struct ApiServer {
 
 /// The host's primary address: the source address of a route to a public
 /// address (no packet is sent).
-fn primary_address() -> Option<IpAddr> {
+pub fn primary_address() -> Option<IpAddr> {
     let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
     socket.connect("10.255.255.255:1").ok()?;
     socket
@@ -91,7 +91,8 @@ fn primary_address() -> Option<IpAddr> {
         .filter(|ip| !ip.is_unspecified())
 }
 
-fn host_name() -> Option<String> {
+/// The kernel's host name (the default node name).
+pub fn host_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

@@ -93,6 +93,7 @@ impl ContainerdConfig {
              [{cri}]\n\
              \x20 sandbox_image = {sandbox}\n\
              \x20 max_container_log_line_size = {MAX_CONTAINER_LOG_LINE_SIZE}\n\
+             \x20 restrict_oom_score_adj = {restrict_oom}\n\
              \n\
              [{cri}.containerd]\n\
              \x20 snapshotter = {snapshotter}\n\
@@ -111,6 +112,7 @@ impl ContainerdConfig {
             state = q(&self.dir.join("state")),
             socket = q(&self.socket()),
             opt = q(&self.dir.join("opt")),
+            restrict_oom = !can_lower_oom_score(),
             sandbox = toml_string(&self.sandbox_image),
             snapshotter = toml_string(snapshotter),
             cni_bin = q(cni_bin_dir),
@@ -222,4 +224,18 @@ fn try_overlay_mount(probe: &Path) -> std::io::Result<()> {
     let written = std::fs::write(merged.join("file"), b"upper");
     rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH)?;
     written
+}
+
+/// Whether this process may lower OOM scores (CAP_SYS_RESOURCE). Without
+/// it (some sandboxes and VMs drop it), runc fails to start any pod sandbox
+/// at containerd's -998, so containerd must clamp scores instead.
+pub fn can_lower_oom_score() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
 }

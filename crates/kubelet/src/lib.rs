@@ -1,11 +1,26 @@
 //! skiff's node agent (kubelet): runs the pods bound to its node through a
 //! CRI runtime.
+//!
+//! Start at [`run`]: it connects to the runtime, registers the Node
+//! ([`node`]), keeps its Lease and status fresh, writes the pod network
+//! config ([`cni`]) and runs one worker per pod bound here ([`pods`]).
 
+pub mod cni;
 pub mod cri;
+pub mod events;
+pub mod node;
+pub mod pods;
 pub mod server;
 pub mod volumes;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use node::NodeSpec;
+pub use pods::sandbox::ClusterDns;
 
 /// What the node agent runs with.
 #[derive(Clone)]
@@ -13,11 +28,106 @@ pub struct Config {
     /// The agent's API client.
     pub client: kube::Client,
     /// The Node this agent registers and runs pods for.
-    pub node_name: String,
+    pub node: NodeSpec,
     /// The CRI runtime's unix socket.
     pub runtime_endpoint: PathBuf,
-    /// The kubelet's own state: `pods/<uid>/volumes/...`, `pods/<uid>/etc-hosts`.
+    /// The kubelet's own state: `pods/<uid>/volumes/...`.
     pub root_dir: PathBuf,
     /// Where containers' logs are written (`/var/log/pods` as upstream).
     pub pod_log_dir: PathBuf,
+    /// Where the runtime reads CNI configs; `None`: the kubelet writes none.
+    pub cni_conf_dir: Option<PathBuf>,
+    /// The nameserver of `dnsPolicy: ClusterFirst` pods; `None` = the host's.
+    pub cluster_dns: Option<ClusterDns>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Cri(#[from] cri::CriError),
+    #[error("CRI call: {0}")]
+    Status(#[from] tonic::Status),
+    #[error("writing the CNI config: {0}")]
+    Cni(std::io::Error),
+}
+
+/// How long to wait for the runtime's socket at start.
+const RUNTIME_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs the node agent until `shutdown`. Containers keep running after
+/// it returns; the next start adopts them.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let cri = connect(&config.runtime_endpoint, &shutdown).await?;
+    let capacity = node::Capacity::read(&config.root_dir, config.node.max_pods);
+    let mut reporter = node::status::Reporter::new(
+        config.client.clone(),
+        cri.clone(),
+        config.node.clone(),
+        capacity.clone(),
+    )
+    .await?;
+    let registered = reporter.register().await?;
+    tracing::info!(node = %config.node.name, "node registered");
+    let pod_cidr = registered
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.clone())
+        .or_else(|| config.node.pod_cidr.clone());
+    if let (Some(dir), Some(cidr)) = (&config.cni_conf_dir, &pod_cidr) {
+        cni::write(dir, cidr).map_err(Error::Cni)?;
+        cni::enable_forwarding();
+    }
+    tokio::spawn(node::lease::heartbeat(
+        config.client.clone(),
+        config.node.name.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(reporter.run(shutdown.clone()));
+    let mut version_cri = cri.clone();
+    let runtime_name = version_cri
+        .runtime
+        .version(k8s_cri::v1::VersionRequest::default())
+        .await?
+        .into_inner()
+        .runtime_name;
+    let volumes = volumes::Volumes::new(config.root_dir.clone(), config.client.clone());
+    let ctx = Arc::new(pods::Context {
+        recorder: events::Recorder::new(config.client.clone(), &config.node.name),
+        cri,
+        client: config.client.clone(),
+        volumes,
+        node_name: config.node.name.clone(),
+        node_ip: config
+            .node
+            .addresses
+            .first()
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "127.0.0.1".into()),
+        node_memory: capacity.memory_bytes,
+        pod_log_dir: config.pod_log_dir.clone(),
+        dns: config.cluster_dns.clone(),
+        host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        runtime_name,
+    });
+    pods::run(ctx, shutdown).await;
+    Ok(())
+}
+
+/// Connects to the runtime, waiting for it to come up.
+async fn connect(
+    endpoint: &std::path::Path,
+    shutdown: &CancellationToken,
+) -> Result<cri::Cri, Error> {
+    let deadline = tokio::time::Instant::now() + RUNTIME_WAIT;
+    loop {
+        match cri::Cri::connect(endpoint).await {
+            Ok(cri) => return Ok(cri),
+            Err(e) if tokio::time::Instant::now() >= deadline || shutdown.is_cancelled() => {
+                return Err(e.into());
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The `skiff` binary: parses flags and composes the components.
 
+mod agent;
 mod bench;
 mod images;
 mod server;
@@ -34,6 +35,8 @@ enum Commands {
     ControllerManager(server::ControllerManagerArgs),
     /// Run the scheduler alone against an API server.
     Scheduler(server::SchedulerArgs),
+    /// Run a node agent (containerd + kubelet) against an API server.
+    Agent(agent::AgentArgs),
     /// Measure the speed of a component.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -64,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             Commands::Apiserver(args) => server::run(args, server::Role::ApiServer).await,
             Commands::ControllerManager(args) => server::run_controller_manager(args).await,
             Commands::Scheduler(args) => server::run_scheduler(args).await,
+            Commands::Agent(args) => agent::run(args).await,
             Commands::Bench(command) => bench::run(command).await,
             Commands::Images(command) => images::run(command).await,
         }

@@ -31,10 +31,11 @@ pub struct ServerArgs {
     /// Address other hosts reach this server on (default: the host's primary address).
     #[arg(long)]
     pub advertise_address: Option<std::net::IpAddr>,
-    /// Run no node agent on this server (the kubelet is not built yet, so
-    /// this is currently always the case).
+    /// Run no node agent (kubelet, containerd) on this server.
     #[arg(long)]
     pub disable_agent: bool,
+    #[command(flatten)]
+    pub agent: crate::agent::AgentFlags,
     /// Controllers to run (`skiff server` only), upstream-style: `*` all,
     /// `name` one, `-name` not this one.
     #[arg(long, value_delimiter = ',', default_value = "*")]
@@ -191,6 +192,9 @@ pub fn parse_etcd_endpoints(endpoint: &str) -> anyhow::Result<Vec<String>> {
     Ok(endpoints)
 }
 
+/// The server's own node's pod range (part of k3s's 10.42.0.0/16).
+const DEFAULT_POD_CIDR: &str = "10.42.0.0/24";
+
 /// Which components a command runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -249,14 +253,26 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
     } else {
         None
     };
-    if role == Role::Server && !args.disable_agent {
-        tracing::info!("no node agent yet: this server runs the control plane only");
-    }
+    let stop_agent = CancellationToken::new();
+    let agent = if role == Role::Server && !args.disable_agent {
+        let mut flags = args.agent.clone();
+        flags
+            .pod_cidr
+            .get_or_insert_with(|| DEFAULT_POD_CIDR.to_owned());
+        let client = client_from(Some(&kubeconfig_path)).await?;
+        Some(crate::agent::start(&data_dir, &flags, client, true, stop_agent.clone()).await?)
+    } else {
+        None
+    };
     eprintln!(
         "skiff is running. Point kubectl at it with:\n\n    export KUBECONFIG={kubeconfig}\n    kubectl get namespaces\n"
     );
     wait_for_signal().await;
     tracing::info!("shutting down");
+    stop_agent.cancel();
+    if let Some(agent) = agent {
+        agent.stop().await;
+    }
     stop_controllers.cancel();
     if let Some(controllers) = controllers
         && tokio::time::timeout(std::time::Duration::from_secs(5), controllers)

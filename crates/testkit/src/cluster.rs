@@ -14,6 +14,8 @@ pub struct Cluster {
     child: Option<Child>,
     binary: PathBuf,
     args: Vec<String>,
+    /// Whether the server runs its node agent (containerd + kubelet).
+    agent: bool,
     pub port: u16,
     pub kubeconfig: PathBuf,
 }
@@ -23,7 +25,18 @@ impl Cluster {
     /// `env!("CARGO_BIN_EXE_skiff")`) with `extra_args`, and waits until
     /// `/readyz` answers.
     pub fn start(binary: &Path, extra_args: &[&str]) -> Result<Self, TestkitError> {
-        let dir = tempfile::tempdir()?;
+        Self::start_inner(binary, extra_args, false)
+    }
+
+    /// Like [`Cluster::start`], with the server's node agent running: a
+    /// real node (needs root, containerd, runc, CNI plugins). The data dir
+    /// is short (`/tmp/skN...`): containerd's socket path must fit 108 bytes.
+    pub fn start_with_agent(binary: &Path, extra_args: &[&str]) -> Result<Self, TestkitError> {
+        Self::start_inner(binary, extra_args, true)
+    }
+
+    fn start_inner(binary: &Path, extra_args: &[&str], agent: bool) -> Result<Self, TestkitError> {
+        let dir = tempfile::Builder::new().prefix("sk").tempdir_in("/tmp")?;
         let port = free_port();
         let kubeconfig = dir.path().join("data").join("admin.kubeconfig");
         let mut cluster = Cluster {
@@ -31,6 +44,7 @@ impl Cluster {
             child: None,
             binary: binary.to_owned(),
             args: extra_args.iter().map(|s| s.to_string()).collect(),
+            agent,
             port,
             kubeconfig,
         };
@@ -56,15 +70,21 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(self.log_path())?;
-        let child = Command::new(&self.binary)
-            .arg("server")
+        let mut command = Command::new(&self.binary);
+        command.arg("server");
+        if !self.agent {
+            command.arg("--disable-agent");
+        }
+        // Its own process group, so that dropping the cluster also ends the
+        // containerd it started.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--https-port")
             .arg(self.port.to_string())
             .arg("--bind-address")
             .arg("127.0.0.1")
-            .arg("--disable-agent")
             .args(&self.args)
             .env(
                 "RUST_LOG",
@@ -140,6 +160,10 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(format!("-{}", child.id()))
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -1,0 +1,140 @@
+//! The node agent: a managed containerd (unless a runtime endpoint is
+//! given), the offline images, then the kubelet. Run by `skiff agent` and,
+//! for the server's own node, by `skiff server`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Flags shared by `skiff agent` and the agent inside `skiff server`.
+#[derive(clap::Args, Clone)]
+pub struct AgentFlags {
+    /// The Node's name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// The Node's InternalIP (default: the host's primary address).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// A CRI runtime's socket; empty: skiff runs its own containerd.
+    #[arg(long, default_value = "")]
+    pub container_runtime_endpoint: String,
+    /// Where container logs go.
+    #[arg(long, default_value = "/var/log/pods")]
+    pub pod_log_dir: PathBuf,
+    /// This node's pod address range, when no controller assigns one.
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
+    /// The nameserver `dnsPolicy: ClusterFirst` pods get.
+    #[arg(long, default_value = "10.43.0.10")]
+    pub cluster_dns: IpAddr,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+}
+
+/// `skiff agent`: a node joining a cluster.
+#[derive(clap::Args)]
+pub struct AgentArgs {
+    /// Credentials and address of the API server.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where the agent's state lives (`/var/lib/skiff` as root).
+    #[arg(long, env = "SKIFF_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: AgentFlags,
+}
+
+/// A running agent; [`Agent::stop`] waits for its parts to end.
+pub struct Agent {
+    kubelet: JoinHandle<()>,
+    containerd: Option<skiff_containerd::Managed>,
+}
+
+impl Agent {
+    pub async fn stop(self) {
+        let _ = self.kubelet.await;
+        if let Some(containerd) = self.containerd {
+            containerd.wait().await;
+        }
+    }
+}
+
+/// Starts containerd (when managed), imports images, then the kubelet.
+pub async fn start(
+    data_dir: &std::path::Path,
+    flags: &AgentFlags,
+    client: kube::Client,
+    control_plane: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Agent> {
+    let agent_dir = data_dir.join("agent");
+    let containerd_config = skiff_containerd::ContainerdConfig::new(&agent_dir);
+    let cni_conf_dir = containerd_config.cni_conf_dir.clone();
+    let (socket, containerd) = if flags.container_runtime_endpoint.is_empty() {
+        let managed = skiff_containerd::start(containerd_config, shutdown.clone())
+            .await
+            .context("starting containerd")?;
+        let socket = managed.socket();
+        skiff_containerd::images::ensure_images(&socket, &agent_dir, |line| {
+            tracing::info!("{line}");
+        })
+        .await
+        .context("importing the node's images")?;
+        (socket, Some(managed))
+    } else {
+        (PathBuf::from(&flags.container_runtime_endpoint), None)
+    };
+    let name = flags
+        .node_name
+        .clone()
+        .or_else(skiff_apiserver::host_name)
+        .unwrap_or_else(|| "localhost".into())
+        .to_lowercase();
+    let ip = flags
+        .node_ip
+        .or_else(skiff_apiserver::primary_address)
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let mut node = skiff_kubelet::NodeSpec::new(&name, vec![ip]);
+    node.control_plane = control_plane;
+    node.pod_cidr = flags.pod_cidr.clone();
+    let config = skiff_kubelet::Config {
+        client,
+        node,
+        runtime_endpoint: socket,
+        root_dir: agent_dir.join("kubelet"),
+        pod_log_dir: flags.pod_log_dir.clone(),
+        cni_conf_dir: Some(cni_conf_dir),
+        cluster_dns: Some(skiff_kubelet::ClusterDns {
+            server: flags.cluster_dns,
+            domain: flags.cluster_domain.clone(),
+        }),
+    };
+    let kubelet = tokio::spawn(async move {
+        if let Err(e) = skiff_kubelet::run(config, shutdown).await {
+            tracing::error!(error = %e, "node agent stopped");
+        }
+    });
+    Ok(Agent {
+        kubelet,
+        containerd,
+    })
+}
+
+/// `skiff agent`: runs until Ctrl-C.
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(crate::server::default_data_dir);
+    let client = crate::server::client_from(args.kubeconfig.as_deref()).await?;
+    let shutdown = CancellationToken::new();
+    let agent = start(&data_dir, &args.flags, client, false, shutdown.clone()).await?;
+    crate::server::wait_for_signal().await;
+    shutdown.cancel();
+    agent.stop().await;
+    Ok(())
+}
