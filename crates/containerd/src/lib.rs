@@ -53,12 +53,15 @@ pub enum ContainerdError {
     },
     /// Another containerd answers on the socket in our directory.
     #[error(
-        "another containerd is already serving {}; stop it first (two daemons must not share one root)",
-        socket.display()
+        "another containerd is already serving {}{}; stop it first (two daemons must not share one root)",
+        socket.display(),
+        pid.map(|p| format!(" (pid {p}, perhaps left by a skiff that was killed: `kill {p}`)")).unwrap_or_default()
     )]
     AlreadyRunning {
         /// The socket that answered.
         socket: PathBuf,
+        /// The process started with our config file, if one was found.
+        pid: Option<u32>,
     },
     /// containerd exited or did not answer in time.
     #[error("containerd did not start: {reason}; see {}{tail}", log.display())]

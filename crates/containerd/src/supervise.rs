@@ -23,6 +23,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Restart backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// containerd's log is rotated at start once it is this big.
+const MAX_LOG_BYTES: u64 = 10 * 1024 * 1024;
 /// A run this long resets the backoff: the crash was not a start-up loop.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
@@ -94,7 +96,8 @@ pub async fn start(
 
     let socket = config.socket();
     if socket_answers(&socket).await {
-        return Err(ContainerdError::AlreadyRunning { socket });
+        let pid = process_using(&config_file);
+        return Err(ContainerdError::AlreadyRunning { socket, pid });
     }
 
     let process = Process {
@@ -145,6 +148,7 @@ impl Process {
                 ));
             }
         }
+        rotate_log(&self.log);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -172,7 +176,16 @@ impl Process {
                 Err(e) => return Err(self.not_ready(format!("waiting for it failed: {e}"))),
             }
             if socket_answers(&self.socket).await && self.ctr_version().await {
-                return Ok(child);
+                match self.cri_status().await.as_deref() {
+                    Some("ok") => return Ok(child),
+                    Some(status) => {
+                        stop(&mut child).await;
+                        return Err(self.not_ready(format!(
+                            "its CRI plugin did not load (status {status:?})"
+                        )));
+                    }
+                    None => {}
+                }
             }
             if Instant::now() >= deadline {
                 stop(&mut child).await;
@@ -200,6 +213,32 @@ impl Process {
             .unwrap_or(false)
     }
 
+    /// The status column of the CRI plugin in `ctr plugins ls` (`ok`,
+    /// `error`, `skip`); `None` while it cannot be read.
+    async fn cri_status(&self) -> Option<String> {
+        let out = Command::new(&self.ctr)
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["plugins", "ls"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .await
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                match fields.as_slice() {
+                    ["io.containerd.grpc.v1", "cri", .., status] => Some(status.to_string()),
+                    _ => None,
+                }
+            })
+    }
+
     fn not_ready(&self, reason: String) -> ContainerdError {
         ContainerdError::NotReady {
             reason,
@@ -207,6 +246,35 @@ impl Process {
             tail: log_tail(&self.log, 10),
         }
     }
+}
+
+/// Keeps one previous log once the current one passes [`MAX_LOG_BYTES`], so
+/// a node that restarts containerd often does not fill its disk.
+fn rotate_log(log: &Path) {
+    if std::fs::metadata(log).is_ok_and(|m| m.len() > MAX_LOG_BYTES) {
+        let mut old = log.as_os_str().to_owned();
+        old.push(".1");
+        if let Err(e) = std::fs::rename(log, &old) {
+            tracing::warn!(log = %log.display(), error = %e, "rotating containerd's log failed");
+        }
+    }
+}
+
+/// The process whose command line names `config_file` (a containerd left
+/// running by an earlier skiff), for the error that asks to stop it.
+fn process_using(config_file: &Path) -> Option<u32> {
+    let wanted = config_file.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == wanted)
+                .then_some(pid)
+        })
 }
 
 /// The last `lines` lines of the log, each on its own line after a newline.

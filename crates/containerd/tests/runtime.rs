@@ -119,7 +119,7 @@ async fn managed_containerd_runs_offline_images() {
         .await
         .expect_err("second containerd on the same dir");
     assert!(
-        matches!(err, ContainerdError::AlreadyRunning { .. }),
+        matches!(err, ContainerdError::AlreadyRunning { pid: Some(p), .. } if Some(p) == managed.pid()),
         "{err}"
     );
 
@@ -170,6 +170,8 @@ async fn managed_containerd_runs_offline_images() {
         .await
         .expect("ensure_images again");
     assert!(again.is_empty(), "nothing to do the second time: {again:?}");
+
+    cri_runs_a_pod_sandbox(&socket, tmp.path()).await;
 
     let snap = snapshotter(&config);
     // A container from the busybox image.
@@ -350,4 +352,106 @@ async fn missing_containerd_child() {
         "{err}"
     );
     println!("{err}");
+}
+
+/// The CRI plugin serves the offline pause image as the sandbox: a
+/// host-network pod sandbox (no CNI needed) runs, stops and is removed.
+async fn cri_runs_a_pod_sandbox(socket: &Path, tmp: &Path) {
+    use k8s_cri::v1::image_service_client::ImageServiceClient;
+    use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+    use k8s_cri::v1::*;
+
+    let path = socket.to_path_buf();
+    let channel = tonic::transport::Endpoint::from_static("http://cri.local")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map(hyper_util::rt::TokioIo::new)
+            }
+        }))
+        .await
+        .expect("CRI connection");
+    let mut runtime = RuntimeServiceClient::new(channel.clone());
+    let mut images = ImageServiceClient::new(channel);
+
+    let version = runtime
+        .version(VersionRequest::default())
+        .await
+        .expect("CRI Version")
+        .into_inner();
+    assert_eq!(version.runtime_name, "containerd");
+    let status = images
+        .image_status(ImageStatusRequest {
+            image: Some(ImageSpec {
+                image: PAUSE_IMAGE.into(),
+                ..Default::default()
+            }),
+            verbose: false,
+        })
+        .await
+        .expect("CRI ImageStatus")
+        .into_inner();
+    assert!(status.image.is_some(), "CRI does not see {PAUSE_IMAGE}");
+
+    let config = PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: "skiff-test".into(),
+            uid: format!("uid-{}", std::process::id()),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        log_directory: tmp.join("pod-logs").to_string_lossy().into_owned(),
+        linux: Some(LinuxPodSandboxConfig {
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    network: NamespaceMode::Node as i32,
+                    pid: NamespaceMode::Pod as i32,
+                    ipc: NamespaceMode::Pod as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = runtime
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("CRI RunPodSandbox")
+        .into_inner()
+        .pod_sandbox_id;
+    let state = runtime
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: id.clone(),
+            verbose: false,
+        })
+        .await
+        .expect("CRI PodSandboxStatus")
+        .into_inner()
+        .status
+        .expect("sandbox status")
+        .state;
+    assert_eq!(state, PodSandboxState::SandboxReady as i32);
+    let started = Instant::now();
+    runtime
+        .stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        })
+        .await
+        .expect("CRI StopPodSandbox");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the sandbox took {:?} to stop",
+        started.elapsed()
+    );
+    runtime
+        .remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+        .await
+        .expect("CRI RemovePodSandbox");
 }
