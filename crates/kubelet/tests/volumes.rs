@@ -155,6 +155,8 @@ async fn volumes_against_the_api() {
     assert!(host_dir.is_dir());
     assert_eq!(mode(&host_dir), 0o755);
 
+    assert!(volumes.pods_on_disk().await.unwrap().contains(&uid));
+
     // setup is idempotent (the pod worker retries it).
     volumes.setup(&pod).await.unwrap();
 
@@ -308,6 +310,7 @@ async fn volumes_against_the_api() {
     assert!(!pod_dir.exists());
     assert!(!is_mount_point(&mem));
     assert!(host_dir.is_dir());
+    assert!(!volumes.pods_on_disk().await.unwrap().contains(&uid));
     volumes.teardown(&uid).await.unwrap();
 
     server.stop().await;

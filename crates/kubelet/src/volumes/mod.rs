@@ -168,6 +168,9 @@ impl Volumes {
     /// updates the files when changed (called periodically and on pod
     /// updates), atomically. Other volumes are left alone.
     pub async fn refresh(&self, pod: &Pod, volumes: &PodVolumes) -> Result<(), VolumeError> {
+        // One failing source (a deleted configMap) must not freeze the
+        // others: all are tried, the first error is returned.
+        let mut first_error = None;
         for volume in pod_volumes(pod) {
             let Some(prepared) = volumes.get(&volume.name) else {
                 continue;
@@ -175,17 +178,20 @@ impl Volumes {
             if !prepared.refreshable {
                 continue;
             }
-            if let Some(payload) = self
-                .payload(pod, volume)
-                .await
-                .map_err(|e| set_up_failed(&volume.name, e))?
-            {
-                write_payload(prepared.host_path.clone(), payload, fs_group(pod))
-                    .await
-                    .map_err(|e| set_up_failed(&volume.name, e))?;
+            let refreshed = match self.payload(pod, volume).await {
+                Ok(Some(payload)) => {
+                    write_payload(prepared.host_path.clone(), payload, fs_group(pod))
+                        .await
+                        .map(|_| ())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = refreshed {
+                first_error.get_or_insert(set_up_failed(&volume.name, e));
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The CRI mounts of one container: its volumeMounts resolved to host
@@ -219,6 +225,32 @@ impl Volumes {
         tokio::fs::remove_dir_all(&dir)
             .await
             .map_err(atomic_writer::io(&dir))
+    }
+
+    /// The uids of the pods that have volume dirs on this node: after a
+    /// restart, those not bound here any more are torn down (upstream's
+    /// orphaned pod dir cleanup).
+    pub async fn pods_on_disk(&self) -> Result<Vec<String>, VolumeError> {
+        let mut uids = Vec::new();
+        let mut entries = match tokio::fs::read_dir(&self.pods_dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(uids),
+            Err(e) => return Err(atomic_writer::io(&self.pods_dir)(e)),
+        };
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(atomic_writer::io(&self.pods_dir))?
+        {
+            let volumes = entry.path().join("volumes");
+            if tokio::fs::try_exists(&volumes).await.unwrap_or(false)
+                && let Ok(uid) = entry.file_name().into_string()
+            {
+                uids.push(uid);
+            }
+        }
+        uids.sort();
+        Ok(uids)
     }
 
     /// `<pods>/<uid>/volumes/<plugin>/<name>`.

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
@@ -137,6 +138,9 @@ impl CachedToken {
 #[derive(Default)]
 pub(super) struct TokenCache {
     tokens: Mutex<HashMap<TokenKey, CachedToken>>,
+    /// Whether "TokenRequest is not served" was logged at warn level
+    /// already: once is news, every refresh after that is noise.
+    warned: AtomicBool,
 }
 
 impl TokenCache {
@@ -154,7 +158,7 @@ impl TokenCache {
         {
             return Ok(Some(cached.token.clone()));
         }
-        let Some(cached) = request_token(client, pod, &key).await? else {
+        let Some(cached) = request_token(client, pod, &key, &self.warned).await? else {
             return Ok(None);
         };
         let token = cached.token.clone();
@@ -177,6 +181,7 @@ async fn request_token(
     client: &kube::Client,
     pod: &Pod,
     key: &TokenKey,
+    warned: &AtomicBool,
 ) -> Result<Option<CachedToken>, VolumeError> {
     let request = TokenRequest {
         spec: TokenRequestSpec {
@@ -210,12 +215,16 @@ async fn request_token(
         // Not served (yet): 404, or 405 from servers that know the
         // subresource but not its create.
         Err(kube::Error::Api(status)) if matches!(status.code, 404 | 405) => {
-            tracing::warn!(
-                namespace = %key.namespace,
-                service_account = %key.service_account,
-                message = %status.message,
-                "TokenRequest is not served; projecting no service account token"
-            );
+            if warned.swap(true, Ordering::Relaxed) {
+                tracing::debug!(message = %status.message, "TokenRequest is not served");
+            } else {
+                tracing::warn!(
+                    namespace = %key.namespace,
+                    service_account = %key.service_account,
+                    message = %status.message,
+                    "TokenRequest is not served; projecting no service account token"
+                );
+            }
             return Ok(None);
         }
         Err(source) => {
