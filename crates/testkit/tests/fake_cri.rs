@@ -1041,3 +1041,72 @@ async fn runs_count_per_pod_uid_across_sandboxes_and_cidr_follows_the_kubelet() 
     assert_eq!(fake.count("UpdateRuntimeConfig", "10.42.9.0/24"), 1);
     fake.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn label_targets_and_termination_messages() {
+    let (dir, fake, mut c) = setup().await;
+    fake.with_images(&["busybox"]);
+    fake.script(
+        Target::container("app").with_pod_label("app", "web"),
+        vec![Run::exit_after(Duration::from_secs(1), 2).termination_message("bad config")],
+    );
+    fake.exec_result(
+        Target::container("app").with_pod_label("app", "web"),
+        &[],
+        ExecResult::fail(1, "unhealthy"),
+    );
+    let mut sb = sandbox_config("web-7f9c-abcde", "");
+    sb.labels.insert("app".to_owned(), "web".to_owned());
+    let sandbox_id = run_sandbox(&mut c, &sb).await;
+    let termination = dir.path().join("termination-log");
+    std::fs::write(&termination, "").expect("touch");
+    let id = c
+        .runtime
+        .create_container(cri::CreateContainerRequest {
+            pod_sandbox_id: sandbox_id.clone(),
+            config: Some(cri::ContainerConfig {
+                metadata: Some(cri::ContainerMetadata {
+                    name: "app".to_owned(),
+                    attempt: 0,
+                }),
+                image: Some(cri::ImageSpec {
+                    image: "busybox".to_owned(),
+                    ..Default::default()
+                }),
+                annotations: labels(&[(
+                    "io.kubernetes.container.terminationMessagePath",
+                    "/dev/termination-log",
+                )]),
+                mounts: vec![cri::Mount {
+                    container_path: "/dev/termination-log".to_owned(),
+                    host_path: termination.to_string_lossy().into_owned(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            sandbox_config: Some(sb.clone()),
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .container_id;
+    start(&mut c, &id).await;
+    let r = c
+        .runtime
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec!["true".to_owned()],
+            timeout: 1,
+        })
+        .await
+        .expect("exec")
+        .into_inner();
+    assert_eq!(r.exit_code, 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(status(&mut c, &id).await.exit_code, 2);
+    assert_eq!(
+        std::fs::read_to_string(&termination).expect("termination log"),
+        "bad config"
+    );
+    fake.shutdown().await;
+}

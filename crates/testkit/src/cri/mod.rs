@@ -44,6 +44,9 @@
 //! - exit reasons are "Completed" (0), "Error" (other codes) or the run's
 //!   override ("OOMKilled"); ContainerStatus.image is the normalized tag,
 //!   image_ref the repo digest (the pod's `imageID`), image_id the id;
+//! - a run's termination message is written at exit to the host path of
+//!   the mount at the `io.kubernetes.container.terminationMessagePath`
+//!   annotation's path, where the kubelet reads it;
 //! - log lines are written in the CRI format
 //!   (`2016-10-06T00:17:09.669794202Z stdout F text`) to
 //!   `log_directory/log_path` when the container starts;
@@ -348,7 +351,7 @@ impl FakeRuntime {
     // ---- containers -------------------------------------------------------
 
     /// Scripts the containers of `target` (a container name, or a
-    /// [`Target`] narrowed to a namespace or pod): start N of the container
+    /// [`Target`] narrowed to a namespace, pod labels or a pod): start N of the container
     /// in one pod (by uid, across its sandboxes) plays `runs[N]`,
     /// the last run repeating. Replaces the target's previous script; starts
     /// already counted stay counted.

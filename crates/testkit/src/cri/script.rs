@@ -1,6 +1,7 @@
 //! What the fake containers do: scripted runs, SIGTERM behaviour, exec
 //! results, and which containers a script applies to.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Which output stream a log line belongs to.
@@ -72,6 +73,9 @@ pub struct Run {
     pub reason: Option<String>,
     /// The container status `message` after this run exits.
     pub message: Option<String>,
+    /// Written at exit to the host file mounted at the container's
+    /// `terminationMessagePath` (the kubelet reads it into the status).
+    pub termination_message: Option<String>,
     /// Lines written to the container's log (those after its exit or stop
     /// are never written).
     pub output: Vec<LogLine>,
@@ -102,6 +106,12 @@ impl Run {
     /// Sets the status message after exit.
     pub fn message(mut self, message: &str) -> Run {
         self.message = Some(message.to_owned());
+        self
+    }
+
+    /// Writes `text` to the termination message file when it exits.
+    pub fn termination_message(mut self, text: &str) -> Run {
+        self.termination_message = Some(text.to_owned());
         self
     }
 
@@ -184,13 +194,30 @@ impl ExecResult {
 }
 
 /// The containers a script or exec result applies to: a container name,
-/// optionally narrowed to a pod namespace and pod name (from the sandbox
-/// metadata). The most specific matching target wins.
+/// optionally narrowed to a pod namespace, a pod name, and pod labels (the
+/// sandbox's labels, which the kubelet copies from the pod). The most
+/// specific matching target wins (pod name > labels > namespace).
+///
+/// ```
+/// # use skiff_testkit::cri::Target;
+/// let any_app = Target::container("app");
+/// let one_pod = Target::in_pod("default", "web-0", "app");
+/// let deployment = Target::in_namespace("default", "app").with_pod_label("app", "web");
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Target {
     pub namespace: Option<String>,
     pub pod: Option<String>,
+    /// Labels the pod's sandbox must carry.
+    pub pod_labels: Vec<(String, String)>,
     pub container: String,
+}
+
+/// The pod side of a match: what the sandbox metadata and labels say.
+pub(crate) struct PodRef<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub labels: &'a HashMap<String, String>,
 }
 
 impl Target {
@@ -208,6 +235,7 @@ impl Target {
             namespace: Some(namespace.to_owned()),
             pod: Some(pod.to_owned()),
             container: container.to_owned(),
+            ..Target::default()
         }
     }
 
@@ -215,28 +243,45 @@ impl Target {
     pub fn in_namespace(namespace: &str, container: &str) -> Target {
         Target {
             namespace: Some(namespace.to_owned()),
-            pod: None,
             container: container.to_owned(),
+            ..Target::default()
         }
     }
 
+    /// Narrows to pods labelled `key=value` (e.g. a Deployment's pods,
+    /// whose names are random).
+    pub fn with_pod_label(mut self, key: &str, value: &str) -> Target {
+        self.pod_labels.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// `None` if it does not match; otherwise its specificity (higher wins).
-    pub(crate) fn matches(&self, namespace: &str, pod: &str, container: &str) -> Option<u8> {
+    pub(crate) fn matches(&self, pod: &PodRef<'_>, container: &str) -> Option<u8> {
         if self.container != container {
             return None;
         }
         let mut score = 0;
         if let Some(ns) = &self.namespace {
-            if ns != namespace {
+            if ns != pod.namespace {
                 return None;
             }
             score += 1;
         }
-        if let Some(p) = &self.pod {
-            if p != pod {
+        if !self.pod_labels.is_empty() {
+            let all = self
+                .pod_labels
+                .iter()
+                .all(|(k, v)| pod.labels.get(k) == Some(v));
+            if !all {
                 return None;
             }
             score += 2;
+        }
+        if let Some(p) = &self.pod {
+            if p != pod.name {
+                return None;
+            }
+            score += 4;
         }
         Some(score)
     }
@@ -254,13 +299,27 @@ mod tests {
 
     #[test]
     fn most_specific_target_scores_highest() {
+        let labels = HashMap::from([("app".to_owned(), "web".to_owned())]);
+        let web = PodRef {
+            namespace: "default",
+            name: "web",
+            labels: &labels,
+        };
+        let db = PodRef {
+            namespace: "default",
+            name: "db",
+            labels: &HashMap::new(),
+        };
         let any = Target::container("app");
         let ns = Target::in_namespace("default", "app");
+        let labelled = Target::container("app").with_pod_label("app", "web");
         let pod = Target::in_pod("default", "web", "app");
-        assert_eq!(any.matches("default", "web", "app"), Some(0));
-        assert_eq!(ns.matches("default", "web", "app"), Some(1));
-        assert_eq!(pod.matches("default", "web", "app"), Some(3));
-        assert_eq!(pod.matches("default", "db", "app"), None);
-        assert_eq!(any.matches("default", "web", "sidecar"), None);
+        assert_eq!(any.matches(&web, "app"), Some(0));
+        assert_eq!(ns.matches(&web, "app"), Some(1));
+        assert_eq!(labelled.matches(&web, "app"), Some(2));
+        assert_eq!(labelled.matches(&db, "app"), None);
+        assert_eq!(pod.matches(&web, "app"), Some(5));
+        assert_eq!(pod.matches(&db, "app"), None);
+        assert_eq!(any.matches(&web, "sidecar"), None);
     }
 }

@@ -16,10 +16,13 @@ use tonic::{Code, Status};
 
 use super::clock::FakeClock;
 use super::image::{ImageRec, normalize};
-use super::script::{ExecResult, LogLine, LogStream, Run, Target};
+use super::script::{ExecResult, LogLine, LogStream, PodRef, Run, Target};
 use super::{Call, ContainerView, SandboxView};
 
 type Labels = HashMap<String, String>;
+
+/// The container annotation the kubelet sets to `terminationMessagePath`.
+const TERMINATION_MESSAGE_PATH: &str = "io.kubernetes.container.terminationMessagePath";
 
 pub(crate) struct Sandbox {
     seq: u64,
@@ -66,6 +69,8 @@ pub(crate) struct Container {
     pub run: Run,
     /// Bumped on start and exit, so stale exit timers do nothing.
     pub generation: u64,
+    /// The host side of the mount at the termination message path.
+    termination_log: Option<PathBuf>,
     reserved_name: String,
 }
 
@@ -272,14 +277,23 @@ impl State {
         self.execs.push((target, prefix, result));
     }
 
-    fn run_for(&mut self, uid: &str, namespace: &str, pod: &str, container: &str) -> Run {
-        let key = (uid.to_owned(), container.to_owned());
+    /// The run for the next start of container `id` of sandbox `sandbox_id`.
+    fn run_for(&mut self, sandbox_id: &str, container: &str) -> Run {
+        let Some(sandbox) = self.sandboxes.get(sandbox_id) else {
+            return Run::default();
+        };
+        let key = (sandbox.metadata.uid.clone(), container.to_owned());
         let n = self.starts.entry(key).or_insert(0);
         let index = *n;
         *n += 1;
+        let pod = PodRef {
+            namespace: &sandbox.metadata.namespace,
+            name: &sandbox.metadata.name,
+            labels: &sandbox.labels,
+        };
         self.scripts
             .iter()
-            .filter_map(|(t, runs)| t.matches(namespace, pod, container).map(|s| (s, runs)))
+            .filter_map(|(t, runs)| t.matches(&pod, container).map(|s| (s, runs)))
             .max_by_key(|(s, _)| *s)
             .and_then(|(_, runs)| runs.get(index).or_else(|| runs.last()))
             .cloned()
@@ -298,12 +312,21 @@ impl State {
                 c.state.as_str_name()
             )));
         }
+        let no_labels = HashMap::new();
+        let pod = PodRef {
+            namespace: &c.pod_namespace,
+            name: &c.pod_name,
+            labels: self
+                .sandboxes
+                .get(&c.sandbox_id)
+                .map_or(&no_labels, |s| &s.labels),
+        };
         Ok(self
             .execs
             .iter()
             .filter(|(_, prefix, _)| cmd.starts_with(prefix))
             .filter_map(|(t, prefix, r)| {
-                t.matches(&c.pod_namespace, &c.pod_name, &c.metadata.name)
+                t.matches(&pod, &c.metadata.name)
                     .map(|s| ((prefix.len(), s), r))
             })
             .max_by_key(|(k, _)| *k)
@@ -590,6 +613,11 @@ impl State {
         let id = self.new_id();
         let seq = self.next_seq();
         self.reserved.insert(reserved_name.clone());
+        let termination_log = config
+            .annotations
+            .get(TERMINATION_MESSAGE_PATH)
+            .and_then(|path| config.mounts.iter().find(|m| &m.container_path == path))
+            .map(|m| PathBuf::from(&m.host_path));
         let user_specified = if spec.user_specified_image.is_empty() {
             spec.image.clone()
         } else {
@@ -624,6 +652,7 @@ impl State {
                 message: String::new(),
                 run: Run::default(),
                 generation: 0,
+                termination_log,
                 reserved_name,
             },
         );
@@ -642,21 +671,18 @@ impl State {
                 c.state.as_str_name()
             )));
         }
-        let uid = match self.sandboxes.get(&c.sandbox_id) {
-            Some(s) if s.state == PodSandboxState::SandboxReady => s.metadata.uid.clone(),
-            _ => {
-                return Err(Status::failed_precondition(format!(
-                    "sandbox container {:?} is not running",
-                    c.sandbox_id
-                )));
-            }
-        };
-        let (ns, pod, name) = (
-            c.pod_namespace.clone(),
-            c.pod_name.clone(),
-            c.metadata.name.clone(),
-        );
-        let run = self.run_for(&uid, &ns, &pod, &name);
+        let ready = self
+            .sandboxes
+            .get(&c.sandbox_id)
+            .is_some_and(|s| s.state == PodSandboxState::SandboxReady);
+        if !ready {
+            return Err(Status::failed_precondition(format!(
+                "sandbox container {:?} is not running",
+                c.sandbox_id
+            )));
+        }
+        let (sandbox_id, name) = (c.sandbox_id.clone(), c.metadata.name.clone());
+        let run = self.run_for(&sandbox_id, &name);
         let now = self.clock.now_ns();
         let Some(c) = self.containers.get_mut(id) else {
             return Err(not_found("container", id));
@@ -708,6 +734,11 @@ impl State {
             reason.unwrap_or_else(|| if code == 0 { "Completed" } else { "Error" }.to_owned());
         c.message = message.unwrap_or_default();
         c.generation += 1;
+        if let (Some(path), Some(text)) = (&c.termination_log, &c.run.termination_message)
+            && let Err(e) = std::fs::write(path, text)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "fake CRI: termination message");
+        }
         self.exits.send_modify(|n| *n += 1);
         self.changes.send_modify(|n| *n += 1);
         self.emit(id, ContainerEventType::ContainerStoppedEvent);
