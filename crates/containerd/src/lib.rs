@@ -8,7 +8,11 @@
 //!
 //! Start reading at [`start`]: it writes `config.toml` ([`config`]), spawns
 //! containerd and hands back a [`Managed`] whose supervisor restarts it when
-//! it dies and stops it on shutdown ([`supervise`]).
+//! it dies and stops it on shutdown.
+//!
+//! Tests: `cargo nextest run -p skiff-containerd`. `tests/runtime.rs` runs a
+//! real containerd and needs root (CI runs as root); without root it fails
+//! unless `SKIFF_SKIP_ROOT_TESTS=1` is set, which skips it explicitly.
 
 pub mod config;
 pub mod images;
@@ -63,6 +67,9 @@ pub enum ContainerdError {
         /// The process started with our config file, if one was found.
         pid: Option<u32>,
     },
+    /// Shutdown was requested before containerd was ready.
+    #[error("shutdown requested while containerd was starting")]
+    Cancelled,
     /// containerd exited or did not answer in time.
     #[error("containerd did not start: {reason}; see {}{tail}", log.display())]
     NotReady {

@@ -107,7 +107,12 @@ pub async fn start(
         socket: socket.clone(),
         log: config.log_file(),
     };
-    let child = process.spawn_ready().await?;
+    let child = tokio::select! {
+        biased;
+        // Dropping the half-started child kills it (kill_on_drop).
+        () = shutdown.cancelled() => return Err(ContainerdError::Cancelled),
+        result = process.spawn_ready() => result?,
+    };
     let pid = Arc::new(AtomicU32::new(child.id().unwrap_or(0)));
     tracing::info!(socket = %socket.display(), pid = child.id(), "containerd is ready");
     let supervisor = tokio::spawn(supervise(process, child, pid.clone(), shutdown));
@@ -166,6 +171,9 @@ impl Process {
             // Its own process group: a Ctrl-C in skiff's terminal must not
             // reach containerd before skiff decides to stop it.
             .process_group(0)
+            // containerd never outlives skiff's runtime unless skiff itself
+            // is SIGKILLed; its shims and containers survive either way.
+            .kill_on_drop(true)
             .spawn()
             .map_err(|e| ContainerdError::io("starting", &self.containerd, e))?;
         let deadline = Instant::now() + READY_TIMEOUT;

@@ -455,3 +455,36 @@ async fn cri_runs_a_pod_sandbox(socket: &Path, tmp: &Path) {
         .await
         .expect("CRI RemovePodSandbox");
 }
+
+#[tokio::test]
+async fn shutdown_during_start_leaves_nothing_running() {
+    if !root_or_skip() {
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("skc")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let config = ContainerdConfig::new(&tmp.path().join("agent"));
+    let shutdown = CancellationToken::new();
+    shutdown.cancel();
+    let err = start(config.clone(), shutdown)
+        .await
+        .expect_err("cancelled start");
+    assert!(matches!(err, ContainerdError::Cancelled), "{err}");
+    let config_file = config.config_file().into_os_string().into_encoded_bytes();
+    wait_until(
+        "no process to use the config",
+        Duration::from_secs(5),
+        || {
+            !std::fs::read_dir("/proc")
+                .expect("/proc")
+                .flatten()
+                .any(|e| {
+                    std::fs::read(e.path().join("cmdline"))
+                        .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == config_file))
+                })
+        },
+    )
+    .await;
+}
