@@ -270,7 +270,12 @@ impl Volumes {
     ) -> Result<PodVolume, VolumeError> {
         if let Some(src) = &volume.empty_dir {
             let dir = self.volume_dir(uid, "kubernetes.io~empty-dir", &volume.name);
-            empty_dir::setup(&dir, src, fs_group(pod)).await?;
+            let allocatable_memory = self
+                .allocatable()
+                .get("memory")
+                .and_then(|q| skiff_apimachinery::quantity::parse_milli(&q.0))
+                .map(|m| m / 1000);
+            empty_dir::setup(&dir, src, pod, allocatable_memory, fs_group(pod)).await?;
             return Ok(PodVolume {
                 host_path: dir,
                 read_only: false,
