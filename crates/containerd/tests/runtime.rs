@@ -106,11 +106,17 @@ async fn managed_containerd_runs_offline_images() {
     let socket = managed.socket();
     // Container ids name cgroups shared by every containerd on the host.
     let id = |name: &str| format!("skiff-test-{name}-{}", std::process::id());
-    let (echo, pause_id, reaper) = (id("echo"), id("pause"), id("reaper"));
+    let (echo, pause_id, reaper, survivor) =
+        (id("echo"), id("pause"), id("reaper"), id("survivor"));
     let mut cleanup = Cleanup {
         pid: managed.pid(),
         socket: socket.clone(),
-        containers: vec![echo.clone(), pause_id.clone(), reaper.clone()],
+        containers: vec![
+            echo.clone(),
+            pause_id.clone(),
+            reaper.clone(),
+            survivor.clone(),
+        ],
     };
     assert_eq!(socket, config.socket());
 
@@ -280,6 +286,27 @@ async fn managed_containerd_runs_offline_images() {
     ctr_ok(&socket, &["task", "delete", &reaper]);
     ctr_ok(&socket, &["container", "delete", &reaper]);
 
+    // A container that must outlive containerd's crash and shutdown.
+    ctr_ok(
+        &socket,
+        &[
+            "run",
+            "-d",
+            "--snapshotter",
+            &snap,
+            BUSYBOX_IMAGE,
+            &survivor,
+            "sleep",
+            "300",
+        ],
+    );
+    let running = |socket: &Path| {
+        String::from_utf8_lossy(&ctr(socket, &["task", "ls"]).stdout)
+            .lines()
+            .any(|l| l.starts_with(survivor.as_str()) && l.contains("RUNNING"))
+    };
+    assert!(running(&socket));
+
     // A crashed containerd is restarted and answers again.
     let old = managed.pid().expect("containerd pid");
     let killed = std::process::Command::new("kill")
@@ -301,8 +328,9 @@ async fn managed_containerd_runs_offline_images() {
             .expect("list")
             .contains(PAUSE_IMAGE)
     );
+    assert!(running(&socket), "the container died with containerd");
 
-    // Shutdown stops it.
+    // Shutdown stops it; the container keeps running.
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(15), managed.wait())
         .await
@@ -312,6 +340,29 @@ async fn managed_containerd_runs_offline_images() {
         tokio::net::UnixStream::connect(&socket).await.is_err(),
         "socket still answers after shutdown"
     );
+
+    // The next start (stale socket left behind) finds the container again.
+    let shutdown = CancellationToken::new();
+    let managed = start(config.clone(), shutdown.clone())
+        .await
+        .expect("containerd starts again");
+    cleanup.pid = managed.pid();
+    assert!(
+        running(&socket),
+        "the container did not survive the shutdown"
+    );
+    ctr_ok(&socket, &["task", "kill", "-s", "SIGKILL", &survivor]);
+    wait_until("the container to stop", Duration::from_secs(10), || {
+        !running(&socket)
+    })
+    .await;
+    ctr_ok(&socket, &["task", "delete", &survivor]);
+    ctr_ok(&socket, &["container", "delete", &survivor]);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), managed.wait())
+        .await
+        .expect("containerd stops within 15s");
+    cleanup.pid = None;
 }
 
 /// Runs [`missing_containerd_child`] in a child process with an empty PATH

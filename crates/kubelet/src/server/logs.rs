@@ -4,7 +4,7 @@
 //! with upstream's options (`follow`, `previous`, `timestamps`,
 //! `tailLines`, `sinceSeconds`, `sinceTime`, `limitBytes`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::SeekFrom;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -362,30 +362,25 @@ impl Reader {
         })
     }
 
-    /// Reads to the current end; calls `line` for each complete line.
-    async fn read_lines(&mut self, mut line: impl FnMut(&[u8])) -> std::io::Result<usize> {
-        let mut total = 0;
+    /// Reads one chunk (at most [`READ_CHUNK`] bytes; 0 at the end) and
+    /// calls `line` for each line it completes.
+    async fn read_chunk(&mut self, mut line: impl FnMut(&[u8])) -> std::io::Result<usize> {
         let mut chunk = vec![0u8; READ_CHUNK];
-        loop {
-            let n = self.file.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(total);
+        let n = self.file.read(&mut chunk).await?;
+        self.offset += n as u64;
+        let mut data = &chunk[..n];
+        while let Some(at) = data.iter().position(|b| *b == b'\n') {
+            if self.pending.is_empty() {
+                line(&data[..at]);
+            } else {
+                self.pending.extend_from_slice(&data[..at]);
+                line(&self.pending);
+                self.pending.clear();
             }
-            total += n;
-            self.offset += n as u64;
-            let mut data = &chunk[..n];
-            while let Some(at) = data.iter().position(|b| *b == b'\n') {
-                if self.pending.is_empty() {
-                    line(&data[..at]);
-                } else {
-                    self.pending.extend_from_slice(&data[..at]);
-                    line(&self.pending);
-                    self.pending.clear();
-                }
-                data = &data[at + 1..];
-            }
-            self.pending.extend_from_slice(data);
+            data = &data[at + 1..];
         }
+        self.pending.extend_from_slice(data);
+        Ok(n)
     }
 
     /// After a rename (log rotation) or truncation, starts over on the
@@ -426,33 +421,75 @@ pub async fn stream(
     };
     let mut writer = Writer::new(&options);
     let mut joiner = Joiner::default();
-    // What is there now, with tailLines applied.
-    let mut entries: Vec<Entry> = Vec::new();
-    if let Err(e) = reader
-        .read_lines(|line| entries.extend(joiner.push(line)))
-        .await
-    {
+    let failed = |e: std::io::Error| {
         tracing::warn!(path = %file.path.display(), error = %e, "reading a container log failed");
-        return;
-    }
-    if !options.follow {
-        entries.extend(joiner.flush());
-    }
-    let skip = match options.tail_lines {
-        Some(n) => entries.len().saturating_sub(n as usize),
-        None => 0,
     };
-    let mut out = Vec::new();
-    for entry in &entries[skip..] {
-        if !writer.write(entry, &mut out) {
-            break;
+    // What is there now. With tailLines, only the last lines are kept.
+    if let Some(tail) = options.tail_lines {
+        let tail = usize::try_from(tail).unwrap_or(usize::MAX);
+        let mut last: VecDeque<Entry> = VecDeque::new();
+        let mut keep = |entry: Entry| {
+            if tail == 0 {
+                return;
+            }
+            if last.len() == tail {
+                last.pop_front();
+            }
+            last.push_back(entry);
+        };
+        loop {
+            match reader
+                .read_chunk(|line| joiner.push(line).into_iter().for_each(&mut keep))
+                .await
+            {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return failed(e),
+            }
         }
-        if out.len() >= READ_CHUNK && !send(&tx, &mut out).await {
+        if !options.follow {
+            joiner.flush().into_iter().for_each(&mut keep);
+        }
+        let mut out = Vec::new();
+        for entry in last {
+            if !writer.write(&entry, &mut out) {
+                break;
+            }
+            if out.len() >= READ_CHUNK && !send(&tx, &mut out).await {
+                return;
+            }
+        }
+        if !send(&tx, &mut out).await {
             return;
         }
+    } else {
+        loop {
+            let mut out = Vec::new();
+            let read = reader
+                .read_chunk(|line| {
+                    if let Some(entry) = joiner.push(line) {
+                        writer.write(&entry, &mut out);
+                    }
+                })
+                .await;
+            if !send(&tx, &mut out).await || writer.done() {
+                return;
+            }
+            match read {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return failed(e),
+            }
+        }
+        if !options.follow {
+            let mut out = Vec::new();
+            for entry in joiner.flush() {
+                writer.write(&entry, &mut out);
+            }
+            send(&tx, &mut out).await;
+        }
     }
-    drop(entries);
-    if !send(&tx, &mut out).await || !options.follow || writer.done() {
+    if !options.follow || writer.done() {
         return;
     }
     // Follow: poll for appended lines until the container stops.
@@ -460,7 +497,7 @@ pub async fn stream(
     loop {
         let mut out = Vec::new();
         let read = reader
-            .read_lines(|line| {
+            .read_chunk(|line| {
                 if let Some(entry) = joiner.push(line) {
                     writer.write(&entry, &mut out);
                 }
@@ -472,10 +509,7 @@ pub async fn stream(
         match read {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(path = %file.path.display(), error = %e, "reading a container log failed");
-                return;
-            }
+            Err(e) => return failed(e),
         }
         if reader.reopen_if_rotated().await {
             continue;
@@ -485,13 +519,21 @@ pub async fn stream(
             if !running.is_running(&file.key).await {
                 // Drain what was written before it stopped.
                 let mut out = Vec::new();
-                let _ = reader
-                    .read_lines(|line| {
+                while let Ok(n) = reader
+                    .read_chunk(|line| {
                         if let Some(entry) = joiner.push(line) {
                             writer.write(&entry, &mut out);
                         }
                     })
-                    .await;
+                    .await
+                {
+                    if n == 0 {
+                        break;
+                    }
+                    if !send(&tx, &mut out).await {
+                        return;
+                    }
+                }
                 for entry in joiner.flush() {
                     writer.write(&entry, &mut out);
                 }
@@ -605,6 +647,23 @@ this line is garbage
         assert_eq!(
             read(root.path(), &[("limitBytes", "6")]).await.unwrap(),
             "one\ntw"
+        );
+    }
+
+    #[tokio::test]
+    async fn big_files_are_read_in_chunks() {
+        let mut log = String::new();
+        let mut expected = String::new();
+        for i in 0..20_000 {
+            log.push_str(&format!("2024-01-01T00:00:01Z stdout P line {i} \n"));
+            log.push_str("2024-01-01T00:00:01Z stdout F of text\n");
+            expected.push_str(&format!("line {i} of text\n"));
+        }
+        let (root, _) = pod_logs(&[(0, &log)]);
+        assert_eq!(read(root.path(), &[]).await.unwrap(), expected);
+        assert_eq!(
+            read(root.path(), &[("tailLines", "2")]).await.unwrap(),
+            "line 19998 of text\nline 19999 of text\n"
         );
     }
 
