@@ -153,6 +153,13 @@ impl Volumes {
         let uid = pod_uid(pod)?;
         let mut prepared = PodVolumes::default();
         for volume in pod_volumes(pod) {
+            // The name becomes a path component: never let it climb out.
+            if volume.name.is_empty() || volume.name.contains('/') || volume.name.starts_with('.') {
+                return Err(VolumeError::InvalidPath(format!(
+                    "invalid volume name {:?}",
+                    volume.name
+                )));
+            }
             let prepared_volume = self
                 .setup_one(pod, uid, volume)
                 .await
