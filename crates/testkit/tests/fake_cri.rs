@@ -776,7 +776,7 @@ async fn unimplemented_calls_say_so() {
     let (_dir, fake, mut c) = setup().await;
     let err = c
         .runtime
-        .list_container_stats(cri::ListContainerStatsRequest { filter: None })
+        .update_container_resources(cri::UpdateContainerResourcesRequest::default())
         .await
         .expect_err("unimplemented");
     assert_eq!(err.code(), Code::Unimplemented);
@@ -1108,5 +1108,78 @@ async fn label_targets_and_termination_messages() {
         std::fs::read_to_string(&termination).expect("termination log"),
         "bad config"
     );
+    fake.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stats_follow_the_scripted_usage() {
+    let (_dir, fake, mut c) = setup().await;
+    fake.with_images(&["busybox"]);
+    fake.usage(
+        "app",
+        skiff_testkit::cri::Usage {
+            cpu_millicores: 250,
+            memory_bytes: 64 << 20,
+        },
+    );
+    let sb = sandbox_config("web", "");
+    let sandbox_id = run_sandbox(&mut c, &sb).await;
+    let app = create(&mut c, &sandbox_id, &sb, "app", "busybox", 0)
+        .await
+        .expect("create");
+    let side = create(&mut c, &sandbox_id, &sb, "side", "busybox", 0)
+        .await
+        .expect("create");
+    start(&mut c, &app).await;
+    start(&mut c, &side).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let stats = c
+        .runtime
+        .container_stats(cri::ContainerStatsRequest {
+            container_id: app.clone(),
+        })
+        .await
+        .expect("ContainerStats")
+        .into_inner()
+        .stats
+        .expect("stats");
+    let cpu = stats.cpu.expect("cpu");
+    assert_eq!(cpu.usage_nano_cores.map(|v| v.value), Some(250_000_000));
+    // 0.25 cores for 4 s.
+    assert_eq!(
+        cpu.usage_core_nano_seconds.map(|v| v.value),
+        Some(1_000_000_000)
+    );
+    let pods = c
+        .runtime
+        .list_pod_sandbox_stats(cri::ListPodSandboxStatsRequest { filter: None })
+        .await
+        .expect("ListPodSandboxStats")
+        .into_inner()
+        .stats;
+    assert_eq!(pods.len(), 1);
+    let linux = pods[0].linux.clone().expect("linux");
+    assert_eq!(linux.containers.len(), 2);
+    // 64 MiB + the default 1 MiB of "side".
+    assert_eq!(
+        linux
+            .memory
+            .and_then(|m| m.working_set_bytes)
+            .map(|v| v.value),
+        Some(65 << 20)
+    );
+    let listed = c
+        .runtime
+        .list_container_stats(cri::ListContainerStatsRequest {
+            filter: Some(cri::ContainerStatsFilter {
+                label_selector: labels(&[("io.kubernetes.container.name", "side")]),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("ListContainerStats")
+        .into_inner()
+        .stats;
+    assert_eq!(listed.len(), 1);
     fake.shutdown().await;
 }

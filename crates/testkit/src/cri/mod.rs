@@ -52,8 +52,11 @@
 //!   `log_directory/log_path` when the container starts;
 //! - RemovePodSandbox / RemoveContainer of unknown ids succeed,
 //!   StopPodSandbox / StopContainer / *Status of unknown ids are `NotFound`;
-//! - streaming (Exec/Attach/PortForward), stats, metrics, checkpoint and
-//!   UpdateContainerResources are `Unimplemented`.
+//! - ContainerStats / ListContainerStats / PodSandboxStats /
+//!   ListPodSandboxStats report each running container's scripted
+//!   [`Usage`] (CPU time accumulates at that rate since its start);
+//! - streaming (Exec/Attach/PortForward), metrics descriptors, checkpoint
+//!   and UpdateContainerResources are `Unimplemented`.
 //!
 //! Timers use `tokio::time` and timestamps come from a [`FakeClock`], so a
 //! test under `tokio::time::pause()` sees exact, repeatable times.
@@ -70,7 +73,7 @@ use std::time::Duration;
 
 pub use clock::FakeClock;
 pub use k8s_cri::v1::{ContainerState, PodSandboxState};
-pub use script::{ExecResult, LogLine, LogStream, OnSigterm, Run, Target};
+pub use script::{ExecResult, LogLine, LogStream, OnSigterm, Run, Target, Usage};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -366,6 +369,12 @@ impl FakeRuntime {
     pub fn exec_result(&self, target: impl Into<Target>, cmd_prefix: &[&str], result: ExecResult) {
         let prefix = cmd_prefix.iter().map(|s| (*s).to_owned()).collect();
         self.shared.lock().set_exec(target.into(), prefix, result);
+    }
+
+    /// What running containers of `target` report in ContainerStats and
+    /// PodSandboxStats (default [`Usage::default`]).
+    pub fn usage(&self, target: impl Into<Target>, usage: Usage) {
+        self.shared.lock().set_usage(target.into(), usage);
     }
 
     /// Makes a running container exit now with `code` and `reason` (empty:

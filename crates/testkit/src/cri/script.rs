@@ -193,6 +193,25 @@ impl ExecResult {
     }
 }
 
+/// What a running container uses, as ContainerStats / PodSandboxStats
+/// report it (CPU as a constant rate, so cumulative CPU time grows with
+/// tokio time since start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    pub cpu_millicores: u64,
+    pub memory_bytes: u64,
+}
+
+impl Default for Usage {
+    /// 1m CPU, 1 MiB: small but visible in `kubectl top`.
+    fn default() -> Self {
+        Usage {
+            cpu_millicores: 1,
+            memory_bytes: 1 << 20,
+        }
+    }
+}
+
 /// The containers a script or exec result applies to: a container name,
 /// optionally narrowed to a pod namespace, a pod name, and pod labels (the
 /// sandbox's labels, which the kubelet copies from the pod). The most

@@ -396,30 +396,52 @@ impl RuntimeService for FakeCri {
 
     async fn container_stats(
         &self,
-        _: Request<cri::ContainerStatsRequest>,
+        request: Request<cri::ContainerStatsRequest>,
     ) -> Reply<cri::ContainerStatsResponse> {
-        Err(Status::unimplemented("ContainerStats"))
+        let id = request.into_inner().container_id;
+        let mut state = self.shared.lock();
+        let call = state.record_container("ContainerStats", &id);
+        state.record(call);
+        Ok(Response::new(cri::ContainerStatsResponse {
+            stats: Some(state.container_stats(&id)?),
+        }))
     }
 
     async fn list_container_stats(
         &self,
-        _: Request<cri::ListContainerStatsRequest>,
+        request: Request<cri::ListContainerStatsRequest>,
     ) -> Reply<cri::ListContainerStatsResponse> {
-        Err(Status::unimplemented("ListContainerStats"))
+        let filter = request.into_inner().filter;
+        let mut state = self.shared.lock();
+        state.record(Call::new("ListContainerStats", "", ""));
+        Ok(Response::new(cri::ListContainerStatsResponse {
+            stats: state.list_container_stats(filter.as_ref()),
+        }))
     }
 
     async fn pod_sandbox_stats(
         &self,
-        _: Request<cri::PodSandboxStatsRequest>,
+        request: Request<cri::PodSandboxStatsRequest>,
     ) -> Reply<cri::PodSandboxStatsResponse> {
-        Err(Status::unimplemented("PodSandboxStats"))
+        let id = request.into_inner().pod_sandbox_id;
+        let mut state = self.shared.lock();
+        let call = state.record_sandbox("PodSandboxStats", &id);
+        state.record(call);
+        Ok(Response::new(cri::PodSandboxStatsResponse {
+            stats: Some(state.sandbox_stats(&id)?),
+        }))
     }
 
     async fn list_pod_sandbox_stats(
         &self,
-        _: Request<cri::ListPodSandboxStatsRequest>,
+        request: Request<cri::ListPodSandboxStatsRequest>,
     ) -> Reply<cri::ListPodSandboxStatsResponse> {
-        Err(Status::unimplemented("ListPodSandboxStats"))
+        let filter = request.into_inner().filter;
+        let mut state = self.shared.lock();
+        state.record(Call::new("ListPodSandboxStats", "", ""));
+        Ok(Response::new(cri::ListPodSandboxStatsResponse {
+            stats: state.list_sandbox_stats(filter.as_ref()),
+        }))
     }
 
     async fn update_runtime_config(

@@ -16,7 +16,7 @@ use tonic::{Code, Status};
 
 use super::clock::FakeClock;
 use super::image::{ImageRec, normalize};
-use super::script::{ExecResult, LogLine, LogStream, PodRef, Run, Target};
+use super::script::{ExecResult, LogLine, LogStream, PodRef, Run, Target, Usage};
 use super::{Call, ContainerView, SandboxView};
 
 type Labels = HashMap<String, String>;
@@ -144,6 +144,7 @@ pub(crate) struct State {
     pull_delays: HashMap<String, Duration>,
     scripts: Vec<(Target, Vec<Run>)>,
     execs: Vec<(Target, Vec<String>, ExecResult)>,
+    usages: Vec<(Target, Usage)>,
     /// Starts so far per (pod uid, container name): restarts of one pod,
     /// across its sandboxes; a recreated pod (new uid) starts over.
     starts: HashMap<(String, String), usize>,
@@ -208,6 +209,7 @@ impl State {
             pull_delays: HashMap::new(),
             scripts: Vec::new(),
             execs: Vec::new(),
+            usages: Vec::new(),
             starts: HashMap::new(),
             record_calls: true,
             calls: Vec::new(),
@@ -332,6 +334,209 @@ impl State {
             .max_by_key(|(k, _)| *k)
             .map(|(_, r)| r.clone())
             .unwrap_or_default())
+    }
+
+    // ---- stats ------------------------------------------------------------
+
+    pub fn set_usage(&mut self, target: Target, usage: Usage) {
+        self.usages.retain(|(t, _)| *t != target);
+        self.usages.push((target, usage));
+    }
+
+    fn usage_of(&self, c: &Container) -> Usage {
+        let no_labels = HashMap::new();
+        let pod = PodRef {
+            namespace: &c.pod_namespace,
+            name: &c.pod_name,
+            labels: self
+                .sandboxes
+                .get(&c.sandbox_id)
+                .map_or(&no_labels, |s| &s.labels),
+        };
+        self.usages
+            .iter()
+            .filter_map(|(t, u)| t.matches(&pod, &c.metadata.name).map(|s| (s, u)))
+            .max_by_key(|(s, _)| *s)
+            .map(|(_, u)| *u)
+            .unwrap_or_default()
+    }
+
+    fn stats_of(&self, c: &Container) -> cri::ContainerStats {
+        let now = self.clock.now_ns();
+        let running = c.state == ContainerState::ContainerRunning;
+        let scripted = self.usage_of(c);
+        let usage = if running {
+            scripted
+        } else {
+            Usage {
+                cpu_millicores: 0,
+                memory_bytes: 0,
+            }
+        };
+        // CPU time: the rate over the time it ran (0 before it started).
+        let end = if running { now } else { c.finished_at };
+        let ran_ns = if c.started_at > 0 {
+            u128::try_from(end.saturating_sub(c.started_at)).unwrap_or(0)
+        } else {
+            0
+        };
+        let rate = scripted.cpu_millicores * 1_000_000;
+        let core_ns = u64::try_from(u128::from(rate) * ran_ns / 1_000_000_000).unwrap_or(u64::MAX);
+        let value = |v: u64| Some(cri::UInt64Value { value: v });
+        cri::ContainerStats {
+            attributes: Some(cri::ContainerAttributes {
+                id: c.id.clone(),
+                metadata: Some(c.metadata.clone()),
+                labels: c.labels.clone(),
+                annotations: c.annotations.clone(),
+            }),
+            cpu: Some(cri::CpuUsage {
+                timestamp: now,
+                usage_core_nano_seconds: value(core_ns),
+                usage_nano_cores: value(usage.cpu_millicores * 1_000_000),
+            }),
+            memory: Some(cri::MemoryUsage {
+                timestamp: now,
+                working_set_bytes: value(usage.memory_bytes),
+                available_bytes: None,
+                usage_bytes: value(usage.memory_bytes),
+                rss_bytes: value(usage.memory_bytes),
+                page_faults: value(0),
+                major_page_faults: value(0),
+            }),
+            writable_layer: Some(cri::FilesystemUsage {
+                timestamp: now,
+                fs_id: Some(cri::FilesystemIdentifier {
+                    mountpoint: "/var/lib/fake-cri/containers".to_owned(),
+                }),
+                used_bytes: value(4096),
+                inodes_used: value(1),
+            }),
+            swap: None,
+        }
+    }
+
+    pub fn container_stats(&self, id: &str) -> Result<cri::ContainerStats, Status> {
+        let c = self
+            .containers
+            .get(id)
+            .ok_or_else(|| not_found("container", id))?;
+        Ok(self.stats_of(c))
+    }
+
+    /// Stats of the running containers the filter selects.
+    pub fn list_container_stats(
+        &self,
+        filter: Option<&cri::ContainerStatsFilter>,
+    ) -> Vec<cri::ContainerStats> {
+        let mut items: Vec<&Container> = self
+            .containers
+            .values()
+            .filter(|c| c.state == ContainerState::ContainerRunning)
+            .filter(|c| match filter {
+                None => true,
+                Some(f) => {
+                    (f.id.is_empty() || c.id.starts_with(&f.id))
+                        && (f.pod_sandbox_id.is_empty()
+                            || c.sandbox_id.starts_with(&f.pod_sandbox_id))
+                        && labels_match(&c.labels, &f.label_selector)
+                }
+            })
+            .collect();
+        items.sort_by_key(|c| c.seq);
+        items.into_iter().map(|c| self.stats_of(c)).collect()
+    }
+
+    pub fn sandbox_stats(&self, id: &str) -> Result<cri::PodSandboxStats, Status> {
+        let s = self
+            .sandboxes
+            .get(id)
+            .ok_or_else(|| not_found("sandbox", id))?;
+        let now = self.clock.now_ns();
+        let containers = self.list_container_stats(Some(&cri::ContainerStatsFilter {
+            pod_sandbox_id: id.to_owned(),
+            ..Default::default()
+        }));
+        let mut cpu_ns = 0u64;
+        let mut nano_cores = 0u64;
+        let mut memory = 0u64;
+        for c in &containers {
+            let cpu = c.cpu.as_ref();
+            cpu_ns += cpu
+                .and_then(|u| u.usage_core_nano_seconds)
+                .map_or(0, |v| v.value);
+            nano_cores += cpu.and_then(|u| u.usage_nano_cores).map_or(0, |v| v.value);
+            memory += c
+                .memory
+                .as_ref()
+                .and_then(|m| m.working_set_bytes)
+                .map_or(0, |v| v.value);
+        }
+        let value = |v: u64| Some(cri::UInt64Value { value: v });
+        let eth0 = cri::NetworkInterfaceUsage {
+            name: "eth0".to_owned(),
+            rx_bytes: value(0),
+            rx_errors: value(0),
+            tx_bytes: value(0),
+            tx_errors: value(0),
+        };
+        Ok(cri::PodSandboxStats {
+            attributes: Some(cri::PodSandboxAttributes {
+                id: s.id.clone(),
+                metadata: Some(s.metadata.clone()),
+                labels: s.labels.clone(),
+                annotations: s.annotations.clone(),
+            }),
+            linux: Some(cri::LinuxPodSandboxStats {
+                cpu: Some(cri::CpuUsage {
+                    timestamp: now,
+                    usage_core_nano_seconds: value(cpu_ns),
+                    usage_nano_cores: value(nano_cores),
+                }),
+                memory: Some(cri::MemoryUsage {
+                    timestamp: now,
+                    working_set_bytes: value(memory),
+                    usage_bytes: value(memory),
+                    rss_bytes: value(memory),
+                    ..Default::default()
+                }),
+                network: Some(cri::NetworkUsage {
+                    timestamp: now,
+                    default_interface: Some(eth0.clone()),
+                    interfaces: vec![eth0],
+                }),
+                process: Some(cri::ProcessUsage {
+                    timestamp: now,
+                    process_count: value(containers.len() as u64),
+                }),
+                containers,
+            }),
+            windows: None,
+        })
+    }
+
+    /// Stats of the READY sandboxes the filter selects.
+    pub fn list_sandbox_stats(
+        &self,
+        filter: Option<&cri::PodSandboxStatsFilter>,
+    ) -> Vec<cri::PodSandboxStats> {
+        let mut items: Vec<&Sandbox> = self
+            .sandboxes
+            .values()
+            .filter(|s| s.state == PodSandboxState::SandboxReady)
+            .filter(|s| match filter {
+                None => true,
+                Some(f) => {
+                    (f.id.is_empty() || s.id.starts_with(&f.id))
+                        && labels_match(&s.labels, &f.label_selector)
+                }
+            })
+            .collect();
+        items.sort_by_key(|s| s.seq);
+        items
+            .into_iter()
+            .filter_map(|s| self.sandbox_stats(&s.id).ok())
+            .collect()
     }
 
     // ---- images -----------------------------------------------------------
