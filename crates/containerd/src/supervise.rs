@@ -73,6 +73,12 @@ pub async fn start(
         Some(dir) => dir.clone(),
         None => detect_cni_bin_dir()?,
     };
+    // Before touching its directory: a daemon there keeps its config.
+    let socket = config.socket();
+    if socket_answers(&socket).await {
+        let pid = process_using(&config.config_file());
+        return Err(ContainerdError::AlreadyRunning { socket, pid });
+    }
     for dir in [&config.dir, &config.cni_conf_dir] {
         std::fs::create_dir_all(dir)
             .map_err(|e| ContainerdError::io("creating directory", dir, e))?;
@@ -93,12 +99,6 @@ pub async fn start(
     let config_file = config.config_file();
     std::fs::write(&config_file, config.render(&cni_bin_dir, snapshotter))
         .map_err(|e| ContainerdError::io("writing", &config_file, e))?;
-
-    let socket = config.socket();
-    if socket_answers(&socket).await {
-        let pid = process_using(&config_file);
-        return Err(ContainerdError::AlreadyRunning { socket, pid });
-    }
 
     let process = Process {
         containerd,
