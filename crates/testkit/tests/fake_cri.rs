@@ -445,6 +445,7 @@ async fn exec_sync_is_scripted_per_container_and_command_prefix() {
         &["cat", "/tmp/healthy"],
         ExecResult::fail(1, "cat: can't open '/tmp/healthy'"),
     );
+    fake.exec_result_exact("app", &["cat"], ExecResult::fail(2, "cat: no file"));
     fake.exec_result(
         "app",
         &["sleep"],
@@ -486,6 +487,13 @@ async fn exec_sync_is_scripted_per_container_and_command_prefix() {
     assert_eq!((r.exit_code, r.stdout.as_slice()), (0, &b"any file"[..]));
     let r = c
         .runtime
+        .exec_sync(exec(&["cat"], 1))
+        .await
+        .expect("exec")
+        .into_inner();
+    assert_eq!(r.exit_code, 2);
+    let r = c
+        .runtime
         .exec_sync(exec(&["ls"], 1))
         .await
         .expect("exec")
@@ -513,7 +521,7 @@ async fn exec_sync_is_scripted_per_container_and_command_prefix() {
         .filter(|call| call.method == "ExecSync")
         .map(|call| call.cmd)
         .collect();
-    assert_eq!(execs.len(), 6);
+    assert_eq!(execs.len(), 7);
     assert_eq!(execs[1], vec!["cat", "/tmp/healthy"]);
     fake.shutdown().await;
 }

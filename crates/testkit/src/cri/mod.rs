@@ -363,12 +363,27 @@ impl FakeRuntime {
     }
 
     /// ExecSync in containers of `target` whose command starts with
-    /// `cmd_prefix` (empty: any command) answers `result`. The longest
-    /// matching prefix wins, then the most specific target. Unscripted
-    /// commands exit 0 with no output.
+    /// `cmd_prefix` (empty: any command) answers `result`. An exact rule
+    /// ([`FakeRuntime::exec_result_exact`]) beats prefixes, a longer prefix
+    /// a shorter one, then the most specific target wins. Unscripted
+    /// commands exit 0 with no output. Setting the same rule again replaces
+    /// it (a probe that starts failing).
     pub fn exec_result(&self, target: impl Into<Target>, cmd_prefix: &[&str], result: ExecResult) {
-        let prefix = cmd_prefix.iter().map(|s| (*s).to_owned()).collect();
-        self.shared.lock().set_exec(target.into(), prefix, result);
+        self.set_exec(target.into(), cmd_prefix, false, result);
+    }
+
+    /// ExecSync of exactly `cmd` in containers of `target` answers `result`.
+    pub fn exec_result_exact(&self, target: impl Into<Target>, cmd: &[&str], result: ExecResult) {
+        self.set_exec(target.into(), cmd, true, result);
+    }
+
+    fn set_exec(&self, target: Target, argv: &[&str], exact: bool, result: ExecResult) {
+        self.shared.lock().set_exec(state::ExecRule {
+            target,
+            argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+            exact,
+            result,
+        });
     }
 
     /// What running containers of `target` report in ContainerStats and

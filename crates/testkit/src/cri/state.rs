@@ -123,6 +123,15 @@ impl Ipam {
     }
 }
 
+/// A scripted ExecSync answer: for `target`'s containers, commands equal
+/// to `argv` (`exact`) or starting with it.
+pub(crate) struct ExecRule {
+    pub target: Target,
+    pub argv: Vec<String>,
+    pub exact: bool,
+    pub result: ExecResult,
+}
+
 struct PullFailure {
     code: Code,
     message: String,
@@ -143,7 +152,7 @@ pub(crate) struct State {
     pull_failures: HashMap<String, PullFailure>,
     pull_delays: HashMap<String, Duration>,
     scripts: Vec<(Target, Vec<Run>)>,
-    execs: Vec<(Target, Vec<String>, ExecResult)>,
+    execs: Vec<ExecRule>,
     usages: Vec<(Target, Usage)>,
     /// Starts so far per (pod uid, container name): restarts of one pod,
     /// across its sandboxes; a recreated pod (new uid) starts over.
@@ -273,10 +282,10 @@ impl State {
         self.scripts.push((target, runs));
     }
 
-    pub fn set_exec(&mut self, target: Target, prefix: Vec<String>, result: ExecResult) {
+    pub fn set_exec(&mut self, rule: ExecRule) {
         self.execs
-            .retain(|(t, p, _)| !(*t == target && *p == prefix));
-        self.execs.push((target, prefix, result));
+            .retain(|r| !(r.target == rule.target && r.argv == rule.argv && r.exact == rule.exact));
+        self.execs.push(rule);
     }
 
     /// The run for the next start of container `id` of sandbox `sandbox_id`.
@@ -326,13 +335,20 @@ impl State {
         Ok(self
             .execs
             .iter()
-            .filter(|(_, prefix, _)| cmd.starts_with(prefix))
-            .filter_map(|(t, prefix, r)| {
-                t.matches(&pod, &c.metadata.name)
-                    .map(|s| ((prefix.len(), s), r))
+            .filter(|r| {
+                if r.exact {
+                    cmd == r.argv.as_slice()
+                } else {
+                    cmd.starts_with(&r.argv)
+                }
+            })
+            .filter_map(|r| {
+                r.target
+                    .matches(&pod, &c.metadata.name)
+                    .map(|s| ((r.exact, r.argv.len(), s), r))
             })
             .max_by_key(|(k, _)| *k)
-            .map(|(_, r)| r.clone())
+            .map(|(_, r)| r.result.clone())
             .unwrap_or_default())
     }
 
