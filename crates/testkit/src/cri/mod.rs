@@ -5,7 +5,8 @@
 //! It lets the kubelet's tests drive the real gRPC path without containerd,
 //! and backs hollow nodes (many simulated nodes in one process): all state
 //! lives in memory behind one mutex, a container is a few hundred bytes, and
-//! only containers with a scripted exit own a (sleeping) tokio task.
+//! only containers with a scripted exit or timed log lines own a (sleeping)
+//! tokio task; no threads.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -49,7 +50,10 @@
 //!   annotation's path, where the kubelet reads it;
 //! - log lines are written in the CRI format
 //!   (`2016-10-06T00:17:09.669794202Z stdout F text`) to
-//!   `log_directory/log_path` when the container starts;
+//!   `log_directory/log_path` (absolute paths only) when the container
+//!   starts, timed lines later while it still runs;
+//! - GetContainerEvents streams CREATED/STARTED/STOPPED/DELETED events with
+//!   the pod's sandbox and container statuses (a lagging reader skips);
 //! - RemovePodSandbox / RemoveContainer of unknown ids succeed,
 //!   StopPodSandbox / StopContainer / *Status of unknown ids are `NotFound`;
 //! - ContainerStats / ListContainerStats / PodSandboxStats /
@@ -59,7 +63,10 @@
 //!   and UpdateContainerResources are `Unimplemented`.
 //!
 //! Timers use `tokio::time` and timestamps come from a [`FakeClock`], so a
-//! test under `tokio::time::pause()` sees exact, repeatable times.
+//! test under `tokio::time::pause()` sees exact, repeatable times. The
+//! default clock starts at a fixed epoch (2025-01-01): code that compares
+//! CRI timestamps with the real wall clock (an initial probe delay measured
+//! from `startedAt`) should run with [`FakeClock::wall`] instead.
 
 mod clock;
 mod image;
