@@ -424,6 +424,28 @@ async fn logs_through_the_api_server_with_kube_rs() {
         .await
         .unwrap_err();
     assert_eq!(error(e).0, 404);
+    // Its status says why: upstream kubelet's words.
+    pods.patch_status(
+        "two",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"containerStatuses": [{
+            "name": "a", "ready": false, "restartCount": 0, "image": "busybox", "imageID": "",
+            "state": {"waiting": {"reason": "ContainerCreating"}},
+        }]}})),
+    )
+    .await
+    .unwrap();
+    let e = pods
+        .logs("two", &params(|p| p.container = container("a")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error(e),
+        (
+            400,
+            "container \"a\" in pod \"two\" is waiting to start: ContainerCreating".into()
+        )
+    );
     s.create_pod(
         json!({"metadata": {"name": "pending"}, "spec": {"containers": [
         {"name": "a", "image": "busybox"}]}}),

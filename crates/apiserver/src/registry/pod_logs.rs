@@ -23,6 +23,7 @@ const MAX_ERROR_BYTES: usize = 50_000;
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct LogOptions {
     pub container: Option<String>,
+    pub previous: bool,
     pub insecure_skip_tls_verify_backend: bool,
     /// `follow=true&previous=true&...` for the kubelet.
     pub params: String,
@@ -146,6 +147,7 @@ impl LogOptions {
         }
         Ok(LogOptions {
             container: query.get("container").filter(|c| !c.is_empty()).cloned(),
+            previous,
             insecure_skip_tls_verify_backend: insecure,
             params: params
                 .into_iter()
@@ -209,6 +211,58 @@ pub(crate) fn choose_container(
     }
 }
 
+/// What the pod's status already tells about the container's logs, in
+/// upstream kubelet's words (`validateContainerLogStatus`): a container
+/// still waiting has none, and `previous` needs a terminated last state.
+/// Without a status for the container the kubelet decides.
+pub(crate) fn container_status_error(
+    pod: &Value,
+    pod_name: &str,
+    container: &str,
+    previous: bool,
+) -> Option<ApiError> {
+    let status = [
+        "containerStatuses",
+        "initContainerStatuses",
+        "ephemeralContainerStatuses",
+    ]
+    .iter()
+    .filter_map(|list| pod.pointer(&format!("/status/{list}"))?.as_array())
+    .flatten()
+    .find(|s| s.get("name").and_then(Value::as_str) == Some(container))?;
+    let last_terminated = status
+        .pointer("/lastState/terminated")
+        .is_some_and(Value::is_object);
+    if previous {
+        return (!last_terminated).then(|| {
+            ApiError::bad_request(format!(
+                "previous terminated container \"{container}\" in pod \"{pod_name}\" not found"
+            ))
+        });
+    }
+    let state = |s: &str| {
+        status
+            .pointer(&format!("/state/{s}"))
+            .filter(|v| v.is_object())
+    };
+    if state("running").is_some() || state("terminated").is_some() || last_terminated {
+        return None;
+    }
+    let why = match state("waiting")
+        .and_then(|w| w.get("reason"))
+        .and_then(Value::as_str)
+    {
+        Some("ErrImagePull") => ": image can't be pulled".to_owned(),
+        Some("ImagePullBackOff") => ": trying and failing to pull image".to_owned(),
+        Some(reason) if state("waiting").is_some() => format!(": {reason}"),
+        _ if state("waiting").is_some() => ": ".to_owned(),
+        _ => " - no logs yet".to_owned(),
+    };
+    Some(ApiError::bad_request(format!(
+        "container \"{container}\" in pod \"{pod_name}\" is waiting to start{why}"
+    )))
+}
+
 /// Where a node's kubelet listens: its InternalIP (else Hostname, else
 /// ExternalIP) and `daemonEndpoints.kubeletEndpoint.Port` (10250).
 pub(crate) fn kubelet_address(node: &Value) -> Option<(String, u16)> {
@@ -270,6 +324,9 @@ impl Registry {
         let namespace = t.namespace.clone().unwrap_or_default();
         let options = LogOptions::parse(query, &name)?;
         let container = choose_container(&pod, &name, options.container.as_deref())?;
+        if let Some(e) = container_status_error(&pod, &name, &container, options.previous) {
+            return Err(e);
+        }
         let node_name = pod
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
@@ -412,6 +469,45 @@ mod tests {
             choose_container(&none, "p", None).unwrap_err().message,
             "a container name must be specified for pod p"
         );
+    }
+
+    #[test]
+    fn the_status_of_a_waiting_container_answers_like_the_kubelet() {
+        let pod = |status: Value| json!({"status": {"containerStatuses": [status]}});
+        let waiting =
+            pod(json!({"name": "c", "state": {"waiting": {"reason": "ContainerCreating"}}}));
+        assert_eq!(
+            container_status_error(&waiting, "p", "c", false)
+                .unwrap()
+                .message,
+            "container \"c\" in pod \"p\" is waiting to start: ContainerCreating"
+        );
+        assert_eq!(
+            container_status_error(&waiting, "p", "c", true)
+                .unwrap()
+                .message,
+            "previous terminated container \"c\" in pod \"p\" not found"
+        );
+        let pulling =
+            pod(json!({"name": "c", "state": {"waiting": {"reason": "ImagePullBackOff"}}}));
+        assert_eq!(
+            container_status_error(&pulling, "p", "c", false)
+                .unwrap()
+                .message,
+            "container \"c\" in pod \"p\" is waiting to start: trying and failing to pull image"
+        );
+        let restarting = pod(
+            json!({"name": "c", "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 1}}}),
+        );
+        assert!(container_status_error(&restarting, "p", "c", false).is_none());
+        assert!(container_status_error(&restarting, "p", "c", true).is_none());
+        let running = pod(json!({"name": "c", "state": {"running": {}}}));
+        assert!(container_status_error(&running, "p", "c", false).is_none());
+        assert!(container_status_error(&running, "p", "c", true).is_some());
+        // No status for it: the kubelet decides.
+        assert!(container_status_error(&running, "p", "other", true).is_none());
+        assert!(container_status_error(&json!({}), "p", "c", false).is_none());
     }
 
     #[test]
