@@ -53,7 +53,6 @@ pub fn parse_milli(q: &str) -> Option<i128> {
     Some(if negative { -value } else { value })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::parse_milli;

@@ -39,6 +39,16 @@ pub struct Config {
     pub cni_conf_dir: Option<PathBuf>,
     /// The nameserver of `dnsPolicy: ClusterFirst` pods; `None` = the host's.
     pub cluster_dns: Option<ClusterDns>,
+    /// The kubelet API (logs for the API server); `None`: not served.
+    pub api: Option<ApiServing>,
+}
+
+/// How the kubelet API is served (port 10250, healthz on 10248).
+#[derive(Clone)]
+pub struct ApiServing {
+    pub tls: server::KubeletTls,
+    pub port: u16,
+    pub healthz_port: u16,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +95,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         shutdown.clone(),
     ));
     tokio::spawn(reporter.run(shutdown.clone()));
+    if let Some(api) = &config.api {
+        let mut serving = server::ServerConfig::new(
+            api.tls.clone(),
+            config.pod_log_dir.clone(),
+            Some(cri.clone()),
+        );
+        serving.port = api.port;
+        serving.healthz_port = api.healthz_port;
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = server::serve(serving, stop).await {
+                tracing::error!(error = %e, "the kubelet API stopped");
+            }
+        });
+    }
     let mut version_cri = cri.clone();
     let runtime_name = version_cri
         .runtime

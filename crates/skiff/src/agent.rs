@@ -33,6 +33,12 @@ pub struct AgentFlags {
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// Port of the kubelet API (logs for the API server).
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// Port of the kubelet's plain-HTTP /healthz on 127.0.0.1.
+    #[arg(long, default_value_t = 10248)]
+    pub kubelet_healthz_port: u16,
 }
 
 /// `skiff agent`: a node joining a cluster.
@@ -100,6 +106,17 @@ pub async fn start(
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let mut node = skiff_kubelet::NodeSpec::new(&name, vec![ip]);
     node.control_plane = control_plane;
+    node.kubelet_port = flags.kubelet_port;
+    let api = kubelet_tls(data_dir, &name, ip)?.map(|tls| skiff_kubelet::ApiServing {
+        tls,
+        port: flags.kubelet_port,
+        healthz_port: flags.kubelet_healthz_port,
+    });
+    if api.is_none() {
+        tracing::warn!(
+            "no cluster CA key in the data dir: the kubelet API (kubectl logs) is not served"
+        );
+    }
     node.pod_cidr = flags.pod_cidr.clone();
     let config = skiff_kubelet::Config {
         client,
@@ -112,6 +129,7 @@ pub async fn start(
             server: flags.cluster_dns,
             domain: flags.cluster_domain.clone(),
         }),
+        api,
     };
     let kubelet = tokio::spawn(async move {
         if let Err(e) = skiff_kubelet::run(config, shutdown).await {
@@ -122,6 +140,31 @@ pub async fn start(
         kubelet,
         containerd,
     })
+}
+
+/// A serving certificate for the kubelet API signed by the cluster CA,
+/// when this node shares the server's data dir (the server's own node);
+/// agents on other hosts get theirs through the join flow.
+fn kubelet_tls(
+    data_dir: &std::path::Path,
+    node_name: &str,
+    ip: IpAddr,
+) -> anyhow::Result<Option<skiff_kubelet::server::KubeletTls>> {
+    let tls = data_dir.join("tls");
+    let (Ok(cert_pem), Ok(key_pem)) = (
+        std::fs::read_to_string(tls.join("ca.crt")),
+        std::fs::read_to_string(tls.join("ca.key")),
+    ) else {
+        return Ok(None);
+    };
+    let ca = skiff_apiserver::pki::CertPair { cert_pem, key_pem };
+    let serving = skiff_apiserver::pki::issue_kubelet_serving(&ca, node_name, &[ip])
+        .context("issuing the kubelet's serving certificate")?;
+    Ok(Some(skiff_kubelet::server::KubeletTls {
+        cert_pem: serving.cert_pem,
+        key_pem: serving.key_pem,
+        client_ca_pem: ca.cert_pem,
+    }))
 }
 
 /// `skiff agent`: runs until Ctrl-C.

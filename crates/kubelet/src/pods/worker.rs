@@ -318,7 +318,7 @@ impl Worker {
                     self.volumes_refreshed = Some(Instant::now());
                 }
                 Err(e) => {
-                    let message = format!("MountVolume.SetUp failed: {e}");
+                    let message = e.to_string();
                     self.announce(pod, None, "FailedMount", &message, true)
                         .await;
                     return Err(Some(Duration::from_secs(2)));

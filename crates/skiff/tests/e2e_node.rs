@@ -1,0 +1,390 @@
+//! The node agent end to end, as root with containerd from Debian: `skiff
+//! server` runs its own containerd and kubelet, and real pods run. One
+//! cluster serves every scenario (they share one CNI bridge and run in
+//! sequence).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Ctl;
+use skiff_testkit::Cluster;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Root-only: in CI (root) this runs; elsewhere it fails unless
+/// `SKIFF_SKIP_ROOT_TESTS=1` says to skip on purpose.
+fn root_or_skip() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().next().map(|u| u == "0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        assert!(
+            std::env::var("SKIFF_SKIP_ROOT_TESTS").as_deref() == Ok("1"),
+            "the node tests need root (containerd, runc, CNI); set SKIFF_SKIP_ROOT_TESTS=1 to skip them"
+        );
+    }
+    root
+}
+
+/// Polls `kubectl get <args> -o json` until `pred` holds.
+fn wait_json(
+    ctl: &Ctl,
+    args: &[&str],
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut last = serde_json::Value::Null;
+    while Instant::now() < deadline {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let out = ctl.output(&all);
+        if out.status.success()
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        {
+            if pred(&v) {
+                return v;
+            }
+            last = v;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!(
+        "timed out waiting for {what}; last seen:\n{}\n--- events ---\n{}\n--- server log (tail) ---\n{}",
+        serde_json::to_string_pretty(&last).unwrap_or_default(),
+        ctl.output(&["get", "events", "-A"])
+            .stdout
+            .iter()
+            .map(|b| *b as char)
+            .collect::<String>(),
+        tail(&ctl.c.logs(), 80)
+    );
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn wait_ready_node(ctl: &Ctl) {
+    wait_json(ctl, &["nodes"], "a Ready node", |nodes| {
+        nodes["items"].as_array().is_some_and(|items| {
+            items.iter().any(|n| {
+                n["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+            })
+        })
+    });
+}
+
+fn container_status(pod: &serde_json::Value) -> &serde_json::Value {
+    &pod["status"]["containerStatuses"][0]
+}
+
+#[test]
+fn a_node_runs_real_pods() {
+    if !root_or_skip() {
+        return;
+    }
+    let logs = tempfile::Builder::new()
+        .prefix("sklogs")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let shared = tempfile::Builder::new()
+        .prefix("skhost")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let log_dir = logs.path().display().to_string();
+    let mut cluster = Cluster::start_with_agent(
+        Path::new(env!("CARGO_BIN_EXE_skiff")),
+        &[
+            "--pod-log-dir",
+            &log_dir,
+            "--kubelet-port",
+            &skiff_testkit::free_port().to_string(),
+            "--kubelet-healthz-port",
+            &skiff_testkit::free_port().to_string(),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("skiff server with its agent did not start: {e}"));
+    let ctl = Ctl::new(&cluster, 33);
+
+    // The node registers, reports its runtime and becomes Ready.
+    wait_ready_node(&ctl);
+    let nodes = ctl.get_json(&["nodes"]);
+    let node = &nodes["items"][0];
+    assert_eq!(node["status"]["capacity"]["pods"], "110");
+    assert!(
+        node["status"]["nodeInfo"]["containerRuntimeVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("containerd://"),
+        "{node}"
+    );
+    assert!(node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"].is_string());
+    let lease = ctl.get_json(&[
+        "lease",
+        "-n",
+        "kube-node-lease",
+        node["metadata"]["name"].as_str().unwrap(),
+    ]);
+    assert!(lease["spec"]["renewTime"].is_string(), "{lease}");
+
+    // A Deployment of the built-in busybox image serving HTTP gets Ready
+    // through its readiness probe.
+    ctl.ok_with_input(&["apply", "-f", "-"], WEB);
+    ctl.ok(&["rollout", "status", "deploy/web", "--timeout=120s"]);
+    let pods = ctl.get_json(&["pods", "-l", "app=web"]);
+    let web_pods = pods["items"].as_array().unwrap().clone();
+    assert_eq!(web_pods.len(), 2);
+    for pod in &web_pods {
+        assert_eq!(pod["status"]["phase"], "Running");
+        assert!(
+            pod["status"]["podIP"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("10.42.0."),
+            "{pod}"
+        );
+        assert_eq!(container_status(pod)["ready"], true);
+        assert_eq!(pod["status"]["qosClass"], "BestEffort");
+    }
+
+    // A container that exits 1 goes CrashLoopBackOff, restarting with back-off.
+    ctl.create("default", CRASH);
+    let crash = wait_json(&ctl, &["pod", "crash"], "CrashLoopBackOff", |p| {
+        container_status(p)["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+            && container_status(p)["restartCount"].as_i64().unwrap_or(0) >= 1
+    });
+    assert_eq!(
+        container_status(&crash)["lastState"]["terminated"]["exitCode"],
+        1
+    );
+    assert_eq!(
+        container_status(&crash)["lastState"]["terminated"]["reason"],
+        "Error"
+    );
+    let table = ctl.ok(&["get", "pod", "crash"]);
+    assert!(table.contains("CrashLoopBackOff"), "{table}");
+
+    // A failing exec liveness probe restarts the container.
+    ctl.create("default", LIVENESS);
+    wait_json(&ctl, &["pod", "liveness"], "a liveness restart", |p| {
+        container_status(p)["restartCount"].as_i64().unwrap_or(0) >= 1
+    });
+    let events = ctl.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=liveness",
+    ]);
+    assert!(events.contains("Liveness probe failed"), "{events}");
+
+    // Env from a ConfigMap and a Secret volume are what the container sees.
+    ctl.create("default", CONFIG);
+    let done = wait_json(
+        &ctl,
+        &["pod", "env-check"],
+        "the env check to finish",
+        |p| matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")),
+    );
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done}");
+    assert_eq!(
+        container_status(&done)["state"]["terminated"]["reason"],
+        "Completed"
+    );
+
+    // A memory limit OOM-kills a hog and says so.
+    ctl.create("default", OOM);
+    let oom = wait_json(&ctl, &["pod", "hog"], "the hog to be killed", |p| {
+        p["status"]["phase"] == "Failed"
+    });
+    assert_eq!(
+        container_status(&oom)["state"]["terminated"]["reason"],
+        "OOMKilled",
+        "{oom}"
+    );
+
+    // Deleting a pod runs preStop and waits out the grace period for a
+    // process that ignores SIGTERM.
+    let graceful = GRACEFUL.replace("HOSTDIR", &shared.path().display().to_string());
+    ctl.create("default", &graceful);
+    wait_json(&ctl, &["pod", "graceful"], "graceful to run", |p| {
+        container_status(p)["state"]["running"].is_object()
+    });
+    let started = Instant::now();
+    ctl.ok(&["delete", "pod", "graceful", "--timeout=60s"]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3),
+        "deleted after {took:?}, before the 3 s grace period"
+    );
+    let said = std::fs::read_to_string(shared.path().join("prestop")).unwrap_or_default();
+    assert_eq!(said.trim(), "bye", "the preStop hook did not run");
+    ctl.fails(&["get", "pod", "graceful"]);
+
+    // Restarting the server leaves running containers alone and adopts them.
+    let before: Vec<(String, String)> = web_pods
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap().to_owned(),
+                container_status(p)["containerID"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    cluster.restart().unwrap_or_else(|e| panic!("restart: {e}"));
+    let ctl = Ctl::new(&cluster, 33);
+    wait_ready_node(&ctl);
+    ctl.ok(&["rollout", "status", "deploy/web", "--timeout=120s"]);
+    for (name, id) in &before {
+        let pod = wait_json(&ctl, &["pod", name], "the pod after restart", |p| {
+            container_status(p)["ready"] == true
+        });
+        assert_eq!(
+            container_status(&pod)["containerID"].as_str(),
+            Some(id.as_str()),
+            "{pod}"
+        );
+        assert_eq!(container_status(&pod)["restartCount"], 0);
+    }
+
+    ctl.ok(&[
+        "delete",
+        "deploy/web",
+        "pod/crash",
+        "pod/liveness",
+        "pod/env-check",
+        "pod/hog",
+        "--wait=true",
+        "--timeout=90s",
+    ]);
+    cluster.stop();
+}
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: httpd
+        image: skiff.local/busybox
+        command: ["httpd", "-f", "-p", "8080", "-h", "/etc"]
+        ports: [{containerPort: 8080, name: http}]
+        readinessProbe:
+          httpGet: {path: /hostname, port: http}
+          periodSeconds: 1
+"#;
+
+const CRASH: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: skiff.local/busybox
+    command: ["sh", "-c", "echo boom; exit 1"]
+"#;
+
+const LIVENESS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: liveness}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: skiff.local/busybox
+    command: ["sleep", "3600"]
+    livenessProbe:
+      exec: {command: ["cat", "/tmp/missing"]}
+      periodSeconds: 1
+      failureThreshold: 1
+"#;
+
+const CONFIG: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {token: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: env-check}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: skiff.local/busybox
+    command: ["sh", "-c", "test \"$GREETING\" = hello && test \"$(cat /etc/creds/token)\" = s3cret"]
+    env:
+    - name: GREETING
+      valueFrom: {configMapKeyRef: {name: settings, key: greeting}}
+    volumeMounts:
+    - {name: creds, mountPath: /etc/creds}
+  volumes:
+  - name: creds
+    secret: {secretName: creds}
+"#;
+
+const OOM: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: skiff.local/busybox
+    command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"]
+    resources:
+      limits: {memory: 32Mi}
+"#;
+
+const GRACEFUL: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: graceful}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: main
+    image: skiff.local/busybox
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+    lifecycle:
+      preStop:
+        exec: {command: ["sh", "-c", "echo bye > /out/prestop"]}
+    volumeMounts:
+    - {name: out, mountPath: /out}
+  volumes:
+  - name: out
+    hostPath: {path: HOSTDIR, type: Directory}
+"#;
