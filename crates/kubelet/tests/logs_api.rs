@@ -27,6 +27,8 @@ const UID: &str = "0c6b5e2a-web";
 
 struct Setup {
     _dir: tempfile::TempDir,
+    ca: CertPair,
+    kubelet_port: u16,
     api: skiff_apiserver::testing::Running,
     fake: FakeRuntime,
     cri: Cri,
@@ -34,6 +36,56 @@ struct Setup {
     pod_log_dir: PathBuf,
     kubelet: CancellationToken,
     kubelet_task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a kubelet API on free loopback ports; returns its port.
+async fn start_kubelet(
+    serving: CertPair,
+    ca_pem: &str,
+    pod_log_dir: &Path,
+    cri: Option<Cri>,
+) -> (u16, CancellationToken, tokio::task::JoinHandle<()>) {
+    let port = free_port();
+    let config = ServerConfig {
+        bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port,
+        healthz_port: free_port(),
+        ..ServerConfig::new(
+            KubeletTls {
+                cert_pem: serving.cert_pem,
+                key_pem: serving.key_pem,
+                client_ca_pem: ca_pem.to_owned(),
+            },
+            pod_log_dir.to_owned(),
+            cri,
+        )
+    };
+    let healthz_port = config.healthz_port;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn({
+        let shutdown = stop.clone();
+        async move {
+            skiff_kubelet::server::serve(config, shutdown)
+                .await
+                .unwrap()
+        }
+    });
+    // Ready when the plain healthz answers.
+    for _ in 0..100 {
+        if let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", healthz_port)).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = String::new();
+            tcp.read_to_string(&mut answer).await.unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.ends_with("ok"), "{answer}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (port, stop, task)
 }
 
 fn labels(pod: &str, uid: &str, container: Option<&str>) -> HashMap<String, String> {
@@ -70,41 +122,8 @@ impl Setup {
         fake.with_images(&["busybox"]);
         let cri = Cri::connect(&fake.socket()).await.unwrap();
         let pod_log_dir = dir.path().join("pods");
-        let port = free_port();
-        let config = ServerConfig {
-            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port,
-            healthz_port: free_port(),
-            ..ServerConfig::new(
-                KubeletTls {
-                    cert_pem: serving.cert_pem,
-                    key_pem: serving.key_pem,
-                    client_ca_pem: ca.cert_pem.clone(),
-                },
-                pod_log_dir.clone(),
-                Some(cri.clone()),
-            )
-        };
-        let healthz_port = config.healthz_port;
-        let kubelet = CancellationToken::new();
-        let kubelet_task = tokio::spawn({
-            let shutdown = kubelet.clone();
-            async move {
-                skiff_kubelet::server::serve(config, shutdown)
-                    .await
-                    .unwrap()
-            }
-        });
-        // Ready when the plain healthz answers.
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", healthz_port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let (port, kubelet, kubelet_task) =
+            start_kubelet(serving, &ca.cert_pem, &pod_log_dir, Some(cri.clone())).await;
         let nodes: Api<Node> = Api::all(api.client.clone());
         nodes
             .create(
@@ -128,6 +147,8 @@ impl Setup {
             .await
             .unwrap();
         Setup {
+            ca,
+            kubelet_port: port,
             kubeconfig: data.join("admin.kubeconfig"),
             _dir: dir,
             api,
@@ -575,5 +596,110 @@ async fn real_kubectl_logs() {
         .await
         .unwrap();
     assert!(status.success());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubelet_certificate_must_name_its_address_unless_skipped() {
+    let s = Setup::start().await;
+    running_web(&s).await;
+    // A kubelet whose serving certificate is for another address.
+    let wrong = pki::issue_serving(&s.ca, NODE, &[], &[IpAddr::from([10, 1, 2, 3])]).unwrap();
+    let (port, stop, task) = start_kubelet(wrong, &s.ca.cert_pem, &s.pod_log_dir, None).await;
+    let nodes: Api<Node> = Api::all(s.api.client.clone());
+    nodes
+        .patch_status(
+            NODE,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    match s.pods().logs("web", &LogParams::default()).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 500);
+            assert!(status.message.contains("certificate"), "{}", status.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    let out = s
+        .kubectl(33)
+        .run(&["logs", "web", "--insecure-skip-tls-verify-backend"])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello\na warning\nworld\n"
+    );
+    stop.cancel();
+    task.await.unwrap();
+    s.stop().await;
+}
+
+/// `GET path` on the kubelet at 127.0.0.1:`port` over TLS, presenting
+/// `client` (if any); the raw answer.
+async fn kubelet_get(
+    ca: &CertPair,
+    client: Option<&CertPair>,
+    port: u16,
+    path: &str,
+) -> std::io::Result<String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match client {
+        Some(c) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await?;
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut answer = String::new();
+    tls.read_to_string(&mut answer).await?;
+    Ok(answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_cluster_admins_may_read_logs_from_the_kubelet() {
+    let s = Setup::start().await;
+    running_web(&s).await;
+    let port = s.kubelet_port;
+    let path = "/containerLogs/default/web/app?tailLines=1";
+    let admin =
+        pki::issue_client(&s.ca, "kube-apiserver-kubelet-client", &["system:masters"]).unwrap();
+    let answer = kubelet_get(&s.ca, Some(&admin), port, path).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("world"), "{answer}");
+    let node = pki::issue_client(&s.ca, "system:node:other", &["system:nodes"]).unwrap();
+    let answer = kubelet_get(&s.ca, Some(&node), port, path).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    // Without a client certificate the handshake (or the first read) fails.
+    assert!(kubelet_get(&s.ca, None, port, path).await.is_err());
     s.stop().await;
 }
