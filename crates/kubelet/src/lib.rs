@@ -41,6 +41,8 @@ pub struct Config {
     pub cluster_dns: Option<ClusterDns>,
     /// The kubelet API (logs for the API server); `None`: not served.
     pub api: Option<ApiServing>,
+    /// Static pod manifests (`--pod-manifest-path`); `None`: none.
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 /// How the kubelet API is served (port 10250, healthz on 10248).
@@ -135,6 +137,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         dns: config.cluster_dns.clone(),
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         runtime_name,
+        manifest_dir: config.pod_manifest_path.clone(),
     });
     pods::run(ctx, shutdown).await;
     Ok(())

@@ -22,4 +22,6 @@ pub struct Context {
     /// `containerd`, from the runtime's Version: container ids are
     /// reported as `containerd://<id>`.
     pub runtime_name: String,
+    /// Where static pod manifests live (`--pod-manifest-path`).
+    pub manifest_dir: Option<PathBuf>,
 }

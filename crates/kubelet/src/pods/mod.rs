@@ -12,6 +12,7 @@ pub mod labels;
 pub mod probe;
 pub mod qos;
 pub mod sandbox;
+pub mod static_pods;
 pub mod status;
 pub mod worker;
 
@@ -32,6 +33,8 @@ use worker::Worker;
 
 /// How often the runtime is relisted (upstream's PLEG period).
 const RELIST: Duration = Duration::from_secs(1);
+/// How often the static pod directory is read (upstream's fileCheckFrequency).
+const STATIC_SCAN: Duration = Duration::from_secs(20);
 
 struct Handle {
     pod: watch::Sender<Option<Pod>>,
@@ -51,6 +54,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut initial: HashSet<String> = HashSet::new();
     let mut relist = tokio::time::interval(RELIST);
     let mut fingerprints: HashMap<String, u64> = HashMap::new();
+    let mut statics = Statics::default();
+    // Static pods first: the relist must not take their containers for orphans.
+    statics.scan(&ctx, &mut workers, &done_tx, &shutdown).await;
+    let mut static_tick = tokio::time::interval(STATIC_SCAN);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -60,6 +67,22 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             event = events.next() => {
                 let Some(event) = event else { return };
                 match event {
+                    Ok(watcher::Event::Apply(pod)) | Ok(watcher::Event::InitApply(pod))
+                        if static_pods::is_mirror(&pod) =>
+                    {
+                        if pod.metadata.deletion_timestamp.is_some() {
+                            // Someone deleted the mirror: let it go at once
+                            // (the static pod runs on); it is recreated.
+                            statics.finish_mirror_deletion(&ctx, &pod).await;
+                        } else {
+                            statics.mirror_seen(&pod);
+                        }
+                    }
+                    Ok(watcher::Event::Delete(pod)) if static_pods::is_mirror(&pod) => {
+                        // A deleted mirror pod is recreated; the static pod runs on.
+                        statics.mirror_gone(&pod);
+                        statics.ensure_mirrors(&ctx).await;
+                    }
                     Ok(watcher::Event::Apply(pod)) | Ok(watcher::Event::InitApply(pod)) => {
                         let Some(uid) = pod.metadata.uid.clone() else { continue };
                         if !synced {
@@ -91,6 +114,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                         tracing::warn!(error = %e, "watching this node's pods");
                     }
                 }
+            }
+            _ = static_tick.tick() => {
+                statics.scan(&ctx, &mut workers, &done_tx, &shutdown).await;
             }
             _ = relist.tick() => {
                 let Ok(snapshot) = relist_runtime(&ctx).await else { continue };
@@ -207,4 +233,139 @@ async fn relist_runtime(ctx: &Context) -> Result<HashMap<String, u64>, tonic::St
         (&c.id, c.state).hash(h);
     }
     Ok(hashers.into_iter().map(|(k, h)| (k, h.finish())).collect())
+}
+
+/// The static pods running here and the mirror pods the API shows.
+#[derive(Default)]
+struct Statics {
+    /// uid (content hash) → pod.
+    pods: HashMap<String, Pod>,
+    /// `namespace/name` → mirrored hash, as the watch shows them.
+    mirrors: HashMap<String, String>,
+    node_uid: Option<String>,
+}
+
+fn key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+impl Statics {
+    async fn scan(
+        &mut self,
+        ctx: &Arc<Context>,
+        workers: &mut HashMap<String, Handle>,
+        done: &mpsc::UnboundedSender<String>,
+        shutdown: &CancellationToken,
+    ) {
+        let Some(dir) = &ctx.manifest_dir else { return };
+        let found: HashMap<String, Pod> = static_pods::read_dir(dir, &ctx.node_name)
+            .into_iter()
+            .filter_map(|p| Some((p.metadata.uid.clone()?, p)))
+            .collect();
+        for (uid, pod) in &found {
+            if !self.pods.contains_key(uid) {
+                tracing::info!(pod = %key(pod), "static pod added");
+                dispatch(ctx, workers, done, shutdown, uid.clone(), Some(pod.clone()));
+            }
+        }
+        let removed: Vec<String> = self
+            .pods
+            .keys()
+            .filter(|uid| !found.contains_key(*uid))
+            .cloned()
+            .collect();
+        for uid in removed {
+            tracing::info!(uid = %uid, "static pod removed");
+            dispatch(ctx, workers, done, shutdown, uid, None);
+        }
+        self.pods = found;
+        self.ensure_mirrors(ctx).await;
+    }
+
+    fn mirror_seen(&mut self, pod: &Pod) {
+        let hash = static_pods::annotation(pod, static_pods::MIRROR_ANNOTATION)
+            .unwrap_or_default()
+            .to_owned();
+        self.mirrors.insert(key(pod), hash);
+    }
+
+    async fn finish_mirror_deletion(&mut self, ctx: &Context, pod: &Pod) {
+        self.mirrors.remove(&key(pod));
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+        let params = kube::api::DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(kube::api::Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        if let Err(e) = api
+            .delete(pod.metadata.name.as_deref().unwrap_or_default(), &params)
+            .await
+        {
+            tracing::debug!(error = %e, "finishing a mirror pod's deletion");
+        }
+    }
+
+    fn mirror_gone(&mut self, pod: &Pod) {
+        self.mirrors.remove(&key(pod));
+    }
+
+    /// Creates missing mirror pods, replaces stale ones and deletes those
+    /// whose static pod is gone.
+    async fn ensure_mirrors(&mut self, ctx: &Context) {
+        if self.node_uid.is_none() {
+            let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(ctx.client.clone());
+            self.node_uid = nodes
+                .get_opt(&ctx.node_name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|n| n.metadata.uid);
+        }
+        let wanted: HashMap<String, &Pod> = self.pods.values().map(|p| (key(p), p)).collect();
+        let delete = kube::api::DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        for (k, hash) in self.mirrors.clone() {
+            let stale = match wanted.get(&k) {
+                Some(pod) => {
+                    static_pods::annotation(pod, static_pods::HASH_ANNOTATION) != Some(&hash)
+                }
+                None => true,
+            };
+            if stale {
+                let (ns, name) = k.split_once('/').unwrap_or(("default", &k));
+                let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+                if let Err(e) = api.delete(name, &delete).await {
+                    tracing::debug!(error = %e, pod = %k, "deleting a stale mirror pod");
+                }
+                self.mirrors.remove(&k);
+            }
+        }
+        for (k, pod) in wanted {
+            if self.mirrors.contains_key(&k) {
+                continue;
+            }
+            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+            let mirror = static_pods::mirror_of(pod, self.node_uid.as_deref(), &ctx.node_name);
+            match api.create(&Default::default(), &mirror).await {
+                Ok(_) => {
+                    let hash = static_pods::annotation(pod, static_pods::HASH_ANNOTATION)
+                        .unwrap_or_default()
+                        .to_owned();
+                    self.mirrors.insert(k, hash);
+                }
+                Err(e) => tracing::warn!(error = %e, pod = %k, "creating a mirror pod"),
+            }
+        }
+    }
 }
