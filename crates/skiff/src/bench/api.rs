@@ -4,8 +4,6 @@
 //! many concurrent watchers, and the server's RSS.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams, WatchParams};
 use serde::Serialize;
 
+use super::server::{Server, client};
 use super::stats::{quantile, spread};
 
 #[derive(clap::Args)]
@@ -50,83 +49,6 @@ struct ApiFigures {
     clients: usize,
     objects: usize,
     watchers: usize,
-}
-
-/// The server under test; killed when dropped.
-struct Server {
-    child: Child,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let port = skiff_testkit::free_port();
-        let child = Command::new(std::env::current_exe()?)
-            .args([
-                "server",
-                "--https-port",
-                &port.to_string(),
-                "--bind-address",
-                "127.0.0.1",
-                "--disable-agent",
-                "--controllers=-garbage-collector-controller",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting skiff server")?;
-        Ok(Server {
-            child,
-            kubeconfig: dir.path().join("admin.kubeconfig"),
-            _dir: dir,
-        })
-    }
-
-    fn rss_mb(&self) -> f64 {
-        rss_kib(self.child.id()).map_or(0.0, |kib| kib as f64 / 1024.0)
-    }
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-async fn client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if kubeconfig.exists() {
-            let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
-            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-            let client = kube::Client::try_from(config)?;
-            if Api::<Namespace>::all(client.clone())
-                .get("default")
-                .await
-                .is_ok()
-            {
-                return Ok(client);
-            }
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the server did not become ready within 60s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn config_map(name: String, data: BTreeMap<String, String>) -> ConfigMap {
@@ -248,7 +170,7 @@ async fn watch_latency(
 }
 
 pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
-    let server = Server::start()?;
+    let server = Server::start(&["--controllers=-garbage-collector-controller"])?;
     let client = client(&server.kubeconfig).await?;
     tokio::time::sleep(Duration::from_secs(12)).await;
     let rss_before_mb = server.rss_mb();

@@ -2,6 +2,8 @@
 //! depend on the machine, so they are printed, never asserted.
 
 mod api;
+mod pod_startup;
+mod server;
 mod stats;
 mod store;
 
@@ -11,11 +13,15 @@ pub enum BenchCommand {
     Store(store::StoreBenchArgs),
     /// API server throughput, list latency, watch fan-out and memory.
     Api(api::ApiBenchArgs),
+    /// Pod start-up latency on a real node (needs root, containerd, runc,
+    /// CNI plugins) and the node's memory.
+    PodStartup(pod_startup::PodStartupBenchArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Store(args) => store::run(args).await,
         BenchCommand::Api(args) => api::run(args).await,
+        BenchCommand::PodStartup(args) => pod_startup::run(args).await,
     }
 }
