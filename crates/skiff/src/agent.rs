@@ -33,6 +33,9 @@ pub struct AgentFlags {
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// Static pod manifests (default: `<data-dir>/agent/pod-manifests`).
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
     /// Port of the kubelet API (logs for the API server).
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
@@ -130,6 +133,12 @@ pub async fn start(
             domain: flags.cluster_domain.clone(),
         }),
         api,
+        pod_manifest_path: Some(
+            flags
+                .pod_manifest_path
+                .clone()
+                .unwrap_or_else(|| agent_dir.join("pod-manifests")),
+        ),
     };
     let kubelet = tokio::spawn(async move {
         if let Err(e) = skiff_kubelet::run(config, shutdown).await {

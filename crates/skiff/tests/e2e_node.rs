@@ -234,6 +234,47 @@ fn a_node_runs_real_pods() {
     assert_eq!(said.trim(), "bye", "the preStop hook did not run");
     ctl.fails(&["get", "pod", "graceful"]);
 
+    // A static pod runs from a manifest file and is mirrored into the API;
+    // deleting the mirror pod does not stop it; removing the file does.
+    let node_name = node["metadata"]["name"].as_str().unwrap().to_owned();
+    let manifests = cluster.data_dir().join("agent").join("pod-manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("static-web.yaml"), STATIC).unwrap();
+    let mirror_name = format!("static-web-{node_name}");
+    let mirror = wait_json(&ctl, &["pod", &mirror_name], "the mirror pod to run", |p| {
+        container_status(p)["state"]["running"].is_object()
+    });
+    assert!(
+        mirror["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string(),
+        "{mirror}"
+    );
+    let static_id = container_status(&mirror)["containerID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ctl.ok(&["delete", "pod", &mirror_name, "--wait=false"]);
+    let again = wait_json(
+        &ctl,
+        &["pod", &mirror_name],
+        "the mirror pod to come back",
+        |p| {
+            p["metadata"]["uid"] != mirror["metadata"]["uid"]
+                && container_status(p)["state"]["running"].is_object()
+        },
+    );
+    assert_eq!(
+        container_status(&again)["containerID"].as_str(),
+        Some(static_id.as_str())
+    );
+    std::fs::remove_file(manifests.join("static-web.yaml")).unwrap();
+    wait_json(&ctl, &["pods"], "the mirror pod to go", |pods| {
+        pods["items"].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .all(|p| p["metadata"]["name"] != mirror_name.as_str())
+        })
+    });
+
     // Restarting the server leaves running containers alone and adopts them.
     let before: Vec<(String, String)> = web_pods
         .iter()
@@ -295,6 +336,18 @@ spec:
         readinessProbe:
           httpGet: {path: /hostname, port: http}
           periodSeconds: 1
+"#;
+
+const STATIC: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: static-web}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: skiff.local/busybox
+    command: ["sleep", "3600"]
 "#;
 
 const CRASH: &str = r#"

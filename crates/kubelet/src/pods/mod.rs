@@ -74,8 +74,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                             // Someone deleted the mirror: let it go at once
                             // (the static pod runs on); it is recreated.
                             statics.finish_mirror_deletion(&ctx, &pod).await;
-                        } else {
-                            statics.mirror_seen(&pod);
+                        } else if let Some(static_pod) = statics.mirror_seen(&pod) {
+                            // A new mirror has no status yet: the worker writes it.
+                            if let Some(uid) = static_pod.metadata.uid.clone() {
+                                dispatch(&ctx, &mut workers, &done_tx, &shutdown, uid, Some(static_pod));
+                            }
                         }
                     }
                     Ok(watcher::Event::Delete(pod)) if static_pods::is_mirror(&pod) => {
@@ -190,6 +193,10 @@ async fn drive(
             changed = pod_rx.changed() => {
                 if changed.is_err() { return; }
                 let pod = pod_rx.borrow_and_update().clone();
+                if pod.as_ref().is_some_and(static_pods::is_static) {
+                    // Static pods are re-sent when their mirror needs its status.
+                    worker.forget_status();
+                }
                 worker.set_pod(pod);
             }
             changed = poke_rx.changed() => {
@@ -286,11 +293,23 @@ impl Statics {
         self.ensure_mirrors(ctx).await;
     }
 
-    fn mirror_seen(&mut self, pod: &Pod) {
+    /// Records a mirror pod; returns its static pod when the mirror has
+    /// no status yet.
+    fn mirror_seen(&mut self, pod: &Pod) -> Option<Pod> {
         let hash = static_pods::annotation(pod, static_pods::MIRROR_ANNOTATION)
             .unwrap_or_default()
             .to_owned();
-        self.mirrors.insert(key(pod), hash);
+        self.mirrors.insert(key(pod), hash.clone());
+        // The API server sets only `phase: Pending` on create; the kubelet's
+        // status always has a start time.
+        let without_status = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .is_none();
+        without_status
+            .then(|| self.pods.get(&hash).cloned())
+            .flatten()
     }
 
     async fn finish_mirror_deletion(&mut self, ctx: &Context, pod: &Pod) {

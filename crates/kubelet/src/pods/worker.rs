@@ -88,6 +88,12 @@ impl Worker {
         }
     }
 
+    /// Makes the next sync write the status even if unchanged (a new
+    /// mirror pod has none).
+    pub fn forget_status(&mut self) {
+        self.last_status = None;
+    }
+
     pub fn set_pod(&mut self, pod: Option<Pod>) {
         if let Some(p) = &pod {
             self.last_known = Some(p.clone());
