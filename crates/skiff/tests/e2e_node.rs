@@ -177,6 +177,15 @@ fn a_node_runs_real_pods() {
     );
     let table = ctl.ok(&["get", "pod", "crash"]);
     assert!(table.contains("CrashLoopBackOff"), "{table}");
+    // Its output reaches `kubectl logs` through the API server and the
+    // kubelet API, for the last run and the one before.
+    for minor in common::KUBECTLS {
+        let ctl = Ctl::new(&cluster, minor);
+        assert_eq!(ctl.ok(&["logs", "crash"]).trim(), "boom");
+        assert_eq!(ctl.ok(&["logs", "crash", "--previous"]).trim(), "boom");
+        let stamped = ctl.ok(&["logs", "crash", "--timestamps"]);
+        assert!(stamped.trim_end().ends_with(" boom"), "{stamped}");
+    }
 
     // A failing exec liveness probe restarts the container.
     ctl.create("default", LIVENESS);
