@@ -31,6 +31,10 @@ pub struct PodStartupBenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Copy the server's and containerd's logs into this directory at the
+    /// end (for profiling; `RUST_LOG` sets the server's level).
+    #[arg(long)]
+    keep_logs: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -452,7 +456,7 @@ async fn delete_all(api: &Api<Pod>) -> anyhow::Result<()> {
 }
 
 /// Deletes the pods (when the server answers) and stops the server.
-async fn tear_down(mut server: Server) -> anyhow::Result<()> {
+async fn tear_down(server: &mut Server) -> anyhow::Result<()> {
     let deleted = match client(&server.kubeconfig).await {
         Ok(client) => delete_all(&Api::namespaced(client, NAMESPACE)).await,
         Err(e) => Err(e),
@@ -480,7 +484,7 @@ pub async fn run(args: PodStartupBenchArgs) -> anyhow::Result<()> {
         "the pod start-up benchmark runs a real node: it needs root (and containerd, runc, the CNI plugins)"
     );
     anyhow::ensure!(args.pods > 0, "--pods must be at least 1");
-    let server = Server::start_node(&[])?;
+    let mut server = Server::start_node(&[])?;
     let figures = tokio::select! {
         figures = measure(&server, &args) => figures,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
@@ -488,7 +492,14 @@ pub async fn run(args: PodStartupBenchArgs) -> anyhow::Result<()> {
     let figures =
         figures.map_err(|e| e.context(format!("server log (tail):\n{}", server.log_tail(30))));
     eprintln!("deleting the pods and stopping the server...");
-    let cleaned = tear_down(server).await;
+    let cleaned = tear_down(&mut server).await;
+    if let Some(dir) = &args.keep_logs {
+        std::fs::create_dir_all(dir)?;
+        for (from, name) in server.logs() {
+            std::fs::copy(&from, dir.join(name))
+                .with_context(|| format!("copying {}", from.display()))?;
+        }
+    }
     let figures = figures?;
     cleaned?;
     if args.json {

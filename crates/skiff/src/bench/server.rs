@@ -101,6 +101,17 @@ impl Server {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The server's log and, with its agent, containerd's, with file names
+    /// to copy them to.
+    pub fn logs(&self) -> Vec<(PathBuf, &'static str)> {
+        let containerd = self.data_dir().join("agent/containerd/containerd.log");
+        let mut logs = vec![(self.dir.path().join("skiff.log"), "skiff.log")];
+        if containerd.exists() {
+            logs.push((containerd, "containerd.log"));
+        }
+        logs
+    }
+
     /// Stops the server gracefully (SIGTERM: it stops its containerd too)
     /// and waits for it; SIGKILL after 30 s.
     pub fn stop(&mut self) -> Option<ExitStatus> {
