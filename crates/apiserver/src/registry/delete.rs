@@ -222,9 +222,12 @@ impl Registry {
             } else {
                 None
             };
+            // A namespace is also held by `spec.finalizers` (`kubernetes`: the
+            // namespace controller empties it, then finalizes).
             let held = !options
                 .finalizers_for(&object::finalizers(&current))
-                .is_empty();
+                .is_empty()
+                || strategy::namespace_finalizers_pending(t.r, &current);
             if !held && grace.is_none() {
                 if dry {
                     return Ok((current, true));
@@ -232,10 +235,6 @@ impl Registry {
                 match self.store.delete(&key, Some(revision)).await {
                     Ok(_) => {
                         self.after_delete(t.r, &current).await;
-                        if t.r.kind == "Namespace" && t.r.group.is_empty() {
-                            self.delete_namespace_contents(t.name.as_deref().unwrap_or_default())
-                                .await;
-                        }
                         return Ok((current, true));
                     }
                     Err(StoreError::Conflict { .. }) => continue,
@@ -299,23 +298,6 @@ impl Registry {
             "items": deleted,
         });
         Ok(json_response(StatusCode::OK, &list))
-    }
-
-    /// Removes every namespaced object of a deleted namespace (the namespace
-    /// controller's job upstream; done here until skiff has one).
-    async fn delete_namespace_contents(&self, namespace: &str) {
-        for r in self.resources.snapshot().iter().filter(|r| r.namespaced) {
-            let prefix = r.namespace_prefix(Some(namespace));
-            let Ok(listed) = self.store.list(&prefix, Default::default()).await else {
-                continue;
-            };
-            for kv in listed.items {
-                if let Ok(obj) = object::decode(&kv, r) {
-                    let _ = self.store.delete(&kv.key, None).await;
-                    self.after_delete(r, &obj).await;
-                }
-            }
-        }
     }
 }
 

@@ -80,6 +80,17 @@ pub fn prepare_for_create(r: &ResourceInfo, obj: &mut Value) {
     }
 }
 
+/// Whether `obj` is a Namespace whose `spec.finalizers` still hold its
+/// deletion (upstream's ShouldDeleteNamespaceDuringUpdate).
+pub fn namespace_finalizers_pending(r: &ResourceInfo, obj: &Value) -> bool {
+    r.kind == "Namespace"
+        && r.group.is_empty()
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+}
+
 /// What an update of the main resource keeps from the stored object.
 pub fn prepare_for_update(r: &ResourceInfo, new: &mut Value, old: &Value) {
     if has_status(r) && !matches!(r.kind.as_ref(), "Node") {
@@ -96,6 +107,10 @@ pub fn prepare_for_update(r: &ResourceInfo, new: &mut Value, old: &Value) {
         && let Some(spec) = old.get("spec")
     {
         new["spec"] = spec.clone();
+    }
+    if r.kind == "Namespace" && r.group.is_empty() && crate::object::is_deleting(new) {
+        // Deletion marks a namespace Terminating (upstream's namespace REST Delete).
+        new["status"]["phase"] = json!("Terminating");
     }
     let generation = old
         .pointer("/metadata/generation")

@@ -342,6 +342,7 @@ impl Registry {
             if object::is_deleting(&new)
                 && object::finalizers(&new).is_empty()
                 && !self.awaits_grace(t, &new)
+                && !strategy::namespace_finalizers_pending(t.r, &new)
             {
                 if dry {
                     return Ok(new);
