@@ -11,6 +11,7 @@
 pub mod deployment;
 pub mod garbage_collector;
 pub mod leader_election;
+pub mod namespace;
 pub mod replicaset;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "garbage-collector-controller",
     "replicaset-controller",
     "deployment-controller",
+    "namespace-controller",
 ];
 
 /// Older names upstream still accepts, and the controller each stands for.
@@ -29,6 +31,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("garbagecollector", "garbage-collector-controller"),
     ("replicaset", "replicaset-controller"),
     ("deployment", "deployment-controller"),
+    ("namespace", "namespace-controller"),
 ];
 
 /// Controllers that `*` does not turn on (none yet).
@@ -224,6 +227,18 @@ async fn run_controllers(
                         })
                 });
             }
+            "namespace-controller" => {
+                let client = config.client.clone();
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    namespace::run(client, token)
+                        .await
+                        .map_err(|e| Error::Controller {
+                            name: "namespace-controller",
+                            message: e.to_string(),
+                        })
+                });
+            }
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -274,11 +289,16 @@ mod tests {
         let rs = "replicaset-controller";
         assert_eq!(
             enabled_controllers(&sel(&["*"])).ok(),
-            Some(vec![gc, rs, "deployment-controller"])
+            Some(vec![
+                gc,
+                rs,
+                "deployment-controller",
+                "namespace-controller"
+            ])
         );
         assert_eq!(
             enabled_controllers(&sel(&["*", "-garbage-collector-controller"])).ok(),
-            Some(vec![rs, "deployment-controller"])
+            Some(vec![rs, "deployment-controller", "namespace-controller"])
         );
         assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));
         let Err(e) = enabled_controllers(&sel(&["*", "-nope"])) else {
