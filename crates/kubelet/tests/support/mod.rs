@@ -200,11 +200,11 @@ impl Seen {
             let pods = pods.clone();
             async move {
                 let mut stream = kube::runtime::watcher(api, config).boxed();
-                while let Some(event) = stream.next().await {
-                    if let Ok(
-                        kube::runtime::watcher::Event::Apply(pod)
-                        | kube::runtime::watcher::Event::InitApply(pod),
-                    ) = event
+                // Ends at the first error: the watcher would otherwise
+                // retry without pause once the API server stops.
+                while let Some(Ok(event)) = stream.next().await {
+                    if let kube::runtime::watcher::Event::Apply(pod)
+                    | kube::runtime::watcher::Event::InitApply(pod) = event
                     {
                         pods.lock().unwrap().push(pod);
                     }
