@@ -9,6 +9,8 @@
 //! workload controllers ([`replicaset`], [`deployment`]).
 
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod garbage_collector;
 pub mod leader_election;
 pub mod namespace;
@@ -24,6 +26,8 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "replicaset-controller",
     "deployment-controller",
     "namespace-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
 ];
 
 /// Older names upstream still accepts, and the controller each stands for.
@@ -32,6 +36,8 @@ const ALIASES: &[(&str, &str)] = &[
     ("replicaset", "replicaset-controller"),
     ("deployment", "deployment-controller"),
     ("namespace", "namespace-controller"),
+    ("endpoint", "endpoints-controller"),
+    ("endpointslice", "endpointslice-controller"),
 ];
 
 /// Controllers that `*` does not turn on (none yet).
@@ -239,6 +245,30 @@ async fn run_controllers(
                         })
                 });
             }
+            "endpoints-controller" => {
+                let client = config.client.clone();
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    endpoints::run(client, token)
+                        .await
+                        .map_err(|e| Error::Controller {
+                            name: "endpoints-controller",
+                            message: e.to_string(),
+                        })
+                });
+            }
+            "endpointslice-controller" => {
+                let client = config.client.clone();
+                let token = shutdown.clone();
+                tasks.spawn(async move {
+                    endpointslice::run(client, token)
+                        .await
+                        .map_err(|e| Error::Controller {
+                            name: "endpointslice-controller",
+                            message: e.to_string(),
+                        })
+                });
+            }
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -293,12 +323,20 @@ mod tests {
                 gc,
                 rs,
                 "deployment-controller",
-                "namespace-controller"
+                "namespace-controller",
+                "endpoints-controller",
+                "endpointslice-controller",
             ])
         );
         assert_eq!(
             enabled_controllers(&sel(&["*", "-garbage-collector-controller"])).ok(),
-            Some(vec![rs, "deployment-controller", "namespace-controller"])
+            Some(vec![
+                rs,
+                "deployment-controller",
+                "namespace-controller",
+                "endpoints-controller",
+                "endpointslice-controller",
+            ])
         );
         assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));
         let Err(e) = enabled_controllers(&sel(&["*", "-nope"])) else {
