@@ -1,0 +1,243 @@
+//! Writing the ruleset into the kernel: one `nft -f -` transaction per
+//! sync, so the kernel only ever sees the previous or the new ruleset.
+//!
+//! The first transaction (and any after a failure) recreates our tables
+//! (`add table` + `delete table` + the declarations). Later ones rewrite
+//! the tables in place — flush every chain and every map with static
+//! elements, delete objects that went away or whose declaration changed,
+//! then declare the whole table again — which keeps the dynamic
+//! session-affinity sets (their elements are the affinity state). Every
+//! sync therefore writes the whole table; nft applies it as one atomic
+//! transaction either way, so a partial sync gains nothing but a smaller
+//! message (see [`transaction`]).
+//!
+//! [`Applier`] is the seam: [`NftApplier`] runs `nft` (optionally inside a
+//! network namespace, for tests), [`Recorder`] only records the text.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::Stdio;
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::watch;
+
+use crate::ProxyError;
+use crate::ruleset::{Family, Ruleset, TABLE, Table};
+
+/// Puts a ruleset into effect.
+pub trait Applier: Send + Sync + 'static {
+    fn apply<'a>(&'a self, ruleset: &'a Ruleset) -> BoxFuture<'a, Result<(), ProxyError>>;
+}
+
+/// The nft script that turns `previous` (what we last applied, `None` when
+/// unknown) into `desired`.
+pub fn transaction(desired: &Ruleset, previous: Option<&Ruleset>) -> String {
+    let mut out = String::new();
+    let Some(previous) = previous else {
+        for family in [Family::V4, Family::V6] {
+            let f = family.nft();
+            let _ = writeln!(out, "add table {f} {TABLE}\ndelete table {f} {TABLE}");
+        }
+        for t in &desired.tables {
+            let _ = write!(out, "{t}");
+        }
+        return out;
+    };
+    let mut tail = String::new();
+    for family in [Family::V4, Family::V6] {
+        let f = family.nft();
+        let old = previous.tables.iter().find(|t| t.family == family);
+        let new = desired.tables.iter().find(|t| t.family == family);
+        match (old, new) {
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => {
+                let _ = writeln!(out, "add table {f} {TABLE}\ndelete table {f} {TABLE}");
+            }
+            (Some(old), Some(new)) => rewrite(&mut out, old, new),
+        }
+        if let Some(new) = new {
+            let _ = write!(tail, "{new}");
+        }
+    }
+    out.push_str(&tail);
+    out
+}
+
+/// Flushes and deletes in `old` so that declaring `new` leaves exactly it.
+fn rewrite(out: &mut String, old: &Table, new: &Table) {
+    let f = old.family.nft();
+    let wanted: BTreeMap<(&str, &str), &Vec<String>> = new
+        .objects
+        .iter()
+        .map(|o| ((o.kind, o.name.as_str()), &o.header))
+        .collect();
+    for o in &old.objects {
+        if o.kind == "chain" || !o.body.is_empty() {
+            let _ = writeln!(out, "flush {} {f} {TABLE} {}", o.kind, o.name);
+        }
+    }
+    for o in &old.objects {
+        if wanted.get(&(o.kind, o.name.as_str())) != Some(&&o.header) {
+            let _ = writeln!(out, "delete {} {f} {TABLE} {}", o.kind, o.name);
+        }
+    }
+}
+
+/// Runs `nft`, in the current network namespace or, for tests, in a named
+/// one (`ip netns exec NAME nft ...`).
+pub struct NftApplier {
+    netns: Option<String>,
+    applied: Mutex<Option<Ruleset>>,
+}
+
+impl Default for NftApplier {
+    fn default() -> Self {
+        NftApplier::new()
+    }
+}
+
+impl NftApplier {
+    pub fn new() -> NftApplier {
+        NftApplier {
+            netns: None,
+            applied: Mutex::new(None),
+        }
+    }
+
+    /// An applier that runs nft inside the network namespace `name`.
+    pub fn in_netns(name: &str) -> NftApplier {
+        NftApplier {
+            netns: Some(name.to_owned()),
+            applied: Mutex::new(None),
+        }
+    }
+
+    /// Runs `nft -f -` with `script` on stdin.
+    pub async fn run_script(&self, script: &str) -> Result<(), ProxyError> {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = tokio::process::Command::new("ip");
+                c.args(["netns", "exec", ns, "nft", "-f", "-"]);
+                c
+            }
+            None => {
+                let mut c = tokio::process::Command::new("nft");
+                c.args(["-f", "-"]);
+                c
+            }
+        };
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(ProxyError::NftSpawn)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(script.as_bytes())
+                .await
+                .map_err(ProxyError::NftSpawn)?;
+        }
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(ProxyError::NftSpawn)?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(ProxyError::Nft {
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
+        }
+    }
+
+    async fn apply_inner(&self, ruleset: &Ruleset) -> Result<(), ProxyError> {
+        let previous = self.applied.lock().ok().and_then(|mut a| a.take());
+        if let Some(previous) = previous {
+            match self
+                .run_script(&transaction(ruleset, Some(&previous)))
+                .await
+            {
+                Ok(()) => {
+                    self.remember(ruleset);
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "in-place nftables update failed; recreating the table");
+                }
+            }
+        }
+        self.run_script(&transaction(ruleset, None)).await?;
+        self.remember(ruleset);
+        Ok(())
+    }
+
+    fn remember(&self, ruleset: &Ruleset) {
+        if let Ok(mut a) = self.applied.lock() {
+            *a = Some(ruleset.clone());
+        }
+    }
+
+    /// Deletes our tables (both families); fine when they do not exist.
+    pub async fn cleanup(&self) -> Result<(), ProxyError> {
+        if let Ok(mut a) = self.applied.lock() {
+            *a = None;
+        }
+        let mut script = String::new();
+        for family in [Family::V4, Family::V6] {
+            let f = family.nft();
+            let _ = writeln!(script, "add table {f} {TABLE}\ndelete table {f} {TABLE}");
+        }
+        self.run_script(&script).await
+    }
+}
+
+impl Applier for NftApplier {
+    fn apply<'a>(&'a self, ruleset: &'a Ruleset) -> BoxFuture<'a, Result<(), ProxyError>> {
+        Box::pin(self.apply_inner(ruleset))
+    }
+}
+
+/// Records the ruleset text instead of applying it (tests, dry runs).
+pub struct Recorder {
+    latest: watch::Sender<String>,
+    history: Mutex<Vec<String>>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+impl Recorder {
+    pub fn new() -> Recorder {
+        Recorder {
+            latest: watch::channel(String::new()).0,
+            history: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Follows the latest applied text (empty before the first sync).
+    pub fn subscribe(&self) -> watch::Receiver<String> {
+        self.latest.subscribe()
+    }
+
+    /// Every applied text, oldest first.
+    pub fn history(&self) -> Vec<String> {
+        self.history.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+}
+
+impl Applier for Recorder {
+    fn apply<'a>(&'a self, ruleset: &'a Ruleset) -> BoxFuture<'a, Result<(), ProxyError>> {
+        let text = ruleset.to_string();
+        if let Ok(mut h) = self.history.lock() {
+            h.push(text.clone());
+        }
+        self.latest.send_replace(text);
+        Box::pin(async { Ok(()) })
+    }
+}
