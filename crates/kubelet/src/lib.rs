@@ -139,6 +139,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         runtime_name,
         manifest_dir: config.pod_manifest_path.clone(),
     });
+    tokio::spawn(pods::log_rotation::run(
+        ctx.cri.clone(),
+        config.pod_log_dir.clone(),
+        pods::log_rotation::Limits::default(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(node::image_gc::run(ctx.cri.clone(), shutdown.clone()));
     pods::run(ctx, shutdown).await;
     Ok(())
 }

@@ -1167,7 +1167,6 @@ async fn startup_probe_failing_out_restarts_the_container() {
 /// status write comes back through its pod watch and re-syncs the pod at
 /// once, so ErrImagePull turns into ImagePullBackOff within ~10 ms.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "kubelet bug: a pod re-syncs on its own status write, ErrImagePull lasts ~10 ms"]
 async fn err_image_pull_is_visible_to_polling_clients() {
     let cluster = Cluster::start().await;
     let image = "registry.example/team/missing:v2";

@@ -33,6 +33,15 @@ pub struct AgentFlags {
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// Resources kept for Kubernetes daemons (`cpu=100m,memory=256Mi,...`).
+    #[arg(long, default_value = "")]
+    pub kube_reserved: String,
+    /// Resources kept for the operating system (`cpu=100m,memory=256Mi,...`).
+    #[arg(long, default_value = "")]
+    pub system_reserved: String,
+    /// Most pods this node runs.
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
     /// Static pod manifests (default: `<data-dir>/agent/pod-manifests`).
     #[arg(long)]
     pub pod_manifest_path: Option<PathBuf>,
@@ -110,6 +119,15 @@ pub async fn start(
     let mut node = skiff_kubelet::NodeSpec::new(&name, vec![ip]);
     node.control_plane = control_plane;
     node.kubelet_port = flags.kubelet_port;
+    node.max_pods = flags.max_pods;
+    for (flag, list) in [
+        ("--kube-reserved", &flags.kube_reserved),
+        ("--system-reserved", &flags.system_reserved),
+    ] {
+        node.reserved
+            .add_list(list)
+            .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    }
     let api = kubelet_tls(data_dir, &name, ip)?.map(|tls| skiff_kubelet::ApiServing {
         tls,
         port: flags.kubelet_port,

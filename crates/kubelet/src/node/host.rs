@@ -95,6 +95,30 @@ pub struct Reserved {
     pub ephemeral_storage_bytes: u64,
 }
 
+impl Reserved {
+    /// Adds an upstream-style list (`cpu=100m,memory=256Mi,ephemeral-storage=1Gi`),
+    /// as `--kube-reserved` and `--system-reserved` take it.
+    pub fn add_list(&mut self, list: &str) -> Result<(), String> {
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (name, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("{item:?} is not name=quantity"))?;
+            let milli = skiff_apimachinery::quantity::parse_milli(value)
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| format!("{value:?} is not a quantity"))?;
+            let whole = u64::try_from(milli / 1000).unwrap_or(0);
+            match name {
+                "cpu" => self.millicpus += u64::try_from(milli).unwrap_or(0),
+                "memory" => self.memory_bytes += whole,
+                "ephemeral-storage" => self.ephemeral_storage_bytes += whole,
+                "pid" => {}
+                other => return Err(format!("unsupported resource {other:?}")),
+            }
+        }
+        Ok(())
+    }
+}
+
 fn meminfo_total(text: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -195,6 +219,18 @@ mod tests {
             format!("{}Ki", ((4u64 << 30) - (100 << 20)) / 1024)
         );
         assert_eq!(alloc["pods"].0, "110");
+    }
+
+    #[test]
+    fn reservations_parse_like_upstream_flags() {
+        let mut r = Reserved::default();
+        assert!(r.add_list("cpu=100m,memory=256Mi").is_ok());
+        assert!(r.add_list("cpu=0.5,ephemeral-storage=1Gi").is_ok());
+        assert_eq!(r.millicpus, 600);
+        assert_eq!(r.memory_bytes, 256 << 20);
+        assert_eq!(r.ephemeral_storage_bytes, 1 << 30);
+        assert!(r.add_list("gpu=1").is_err());
+        assert!(r.add_list("memory").is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the full Node status is written only when it changed or every 5 min.
 
 pub mod host;
+pub mod image_gc;
 pub mod lease;
 pub mod status;
 

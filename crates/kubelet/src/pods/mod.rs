@@ -9,7 +9,9 @@ pub mod context;
 pub mod env;
 pub mod instance;
 pub mod labels;
+pub mod log_rotation;
 pub mod probe;
+pub mod pull_secrets;
 pub mod qos;
 pub mod sandbox;
 pub mod static_pods;
@@ -187,23 +189,32 @@ async fn drive(
             let _ = done.send(uid);
             return;
         }
-        let sleep = tokio::time::sleep(wake.unwrap_or(Duration::from_secs(10)));
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            changed = pod_rx.changed() => {
-                if changed.is_err() { return; }
-                let pod = pod_rx.borrow_and_update().clone();
-                if pod.as_ref().is_some_and(static_pods::is_static) {
-                    // Static pods are re-sent when their mirror needs its status.
-                    worker.forget_status();
+        let deadline = tokio::time::Instant::now() + wake.unwrap_or(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = pod_rx.changed() => {
+                    if changed.is_err() { return; }
+                    let pod = pod_rx.borrow_and_update().clone();
+                    let mut significant = false;
+                    if pod.as_ref().is_some_and(static_pods::is_static) {
+                        // Static pods are re-sent when their mirror needs its status.
+                        worker.forget_status();
+                        significant = true;
+                    }
+                    // The kubelet's own status writes come back here: they
+                    // do not call for a sync.
+                    if worker.set_pod(pod) || significant {
+                        break;
+                    }
                 }
-                worker.set_pod(pod);
+                changed = poke_rx.changed() => {
+                    if changed.is_err() { return; }
+                    poke_rx.borrow_and_update();
+                    break;
+                }
+                () = tokio::time::sleep_until(deadline) => break,
             }
-            changed = poke_rx.changed() => {
-                if changed.is_err() { return; }
-                poke_rx.borrow_and_update();
-            }
-            () = sleep => {}
         }
     }
 }

@@ -25,7 +25,7 @@ use super::instance::Instance;
 use super::probe::{self, Kind};
 use super::sandbox::{SandboxInputs, sandbox_config};
 use super::status::{View, Waiting, current_and_previous, pod_status};
-use super::{env, labels};
+use super::{env, labels, pull_secrets};
 use crate::volumes::PodVolumes;
 
 /// How often volumes backed by API objects are re-read.
@@ -94,11 +94,26 @@ impl Worker {
         self.last_status = None;
     }
 
-    pub fn set_pod(&mut self, pod: Option<Pod>) {
+    /// Takes the API's latest pod; true when something the kubelet acts on
+    /// changed (not just the status it wrote itself), as upstream ignores
+    /// status-only updates.
+    pub fn set_pod(&mut self, pod: Option<Pod>) -> bool {
+        let significant = match (&self.pod, &pod) {
+            (Some(old), Some(new)) => {
+                old.spec != new.spec
+                    || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
+                    || old.metadata.deletion_grace_period_seconds
+                        != new.metadata.deletion_grace_period_seconds
+                    || old.metadata.labels != new.metadata.labels
+                    || old.metadata.annotations != new.metadata.annotations
+            }
+            _ => true,
+        };
         if let Some(p) = &pod {
             self.last_known = Some(p.clone());
         }
         self.pod = pod;
+        significant
     }
 
     /// One pass; returns when the worker wants to run again at the latest.
@@ -114,15 +129,15 @@ impl Worker {
                 return None;
             }
         };
-        match self.sync_pod(&pod).await {
-            Ok(()) => {}
-            Err(wake) => {
-                self.write_status(&pod).await;
-                return wake;
-            }
-        }
-        let wake = self.next_probe_wake();
+        let wake = match self.sync_pod(&pod).await {
+            Ok(()) => self.next_probe_wake(),
+            Err(wake) => wake,
+        };
         self.write_status(&pod).await;
+        if self.is_terminal(&pod) {
+            // A pod that reached Succeeded/Failed frees its sandbox (and IP).
+            self.stop_sandboxes().await;
+        }
         wake
     }
 
@@ -674,6 +689,7 @@ impl Worker {
             )
             .await;
         let started = std::time::Instant::now();
+        let auth = pull_secrets::credentials(&self.ctx.client, pod, &image).await;
         match cri
             .images
             .pull_image(PullImageRequest {
@@ -681,7 +697,7 @@ impl Worker {
                     image: image.clone(),
                     ..Default::default()
                 }),
-                auth: None,
+                auth,
                 sandbox_config: None,
             })
             .await
