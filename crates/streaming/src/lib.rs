@@ -20,4 +20,21 @@
 //! Start with `tests/exec.rs`: each test plays kubectl against the server
 //! side over an in-memory pipe.
 
+pub mod portforward;
+pub mod remotecommand;
 pub mod spdy;
+pub mod upgrade;
+pub mod websocket;
+
+/// Errors of accepting a streaming session.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("timed out waiting for the client's streams")]
+    Timeout,
+    #[error("connection closed")]
+    Closed,
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
