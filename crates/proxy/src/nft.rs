@@ -241,3 +241,64 @@ impl Applier for Recorder {
         Box::pin(async { Ok(()) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::model::{Endpoint, ServicePort, State};
+    use crate::ruleset::build;
+
+    fn state(endpoints: &[&str]) -> State {
+        let mut s = ServicePort::cluster_ip("d", "web", "10.43.0.1".parse().unwrap(), 80);
+        s.affinity_timeout = Some(60);
+        s.endpoints = endpoints
+            .iter()
+            .map(|a| Endpoint::ready(a.parse().unwrap(), 8080, None))
+            .collect();
+        State {
+            services: vec![s],
+            ..State::default()
+        }
+    }
+
+    #[test]
+    fn first_transaction_recreates_the_tables() {
+        let t = transaction(&build(&state(&["10.42.0.5"])), None);
+        assert!(t.starts_with(
+            "add table ip skiff-proxy\ndelete table ip skiff-proxy\n\
+             add table ip6 skiff-proxy\ndelete table ip6 skiff-proxy\ntable ip skiff-proxy {\n"
+        ));
+    }
+
+    #[test]
+    fn later_transactions_rewrite_in_place_and_keep_affinity_sets() {
+        let old = build(&state(&["10.42.0.5", "10.42.0.6"]));
+        let new = build(&state(&["10.42.0.6"]));
+        let t = transaction(&new, Some(&old));
+        let (prelude, rest) = t.split_once("table ip skiff-proxy {").unwrap();
+        assert!(prelude.contains("flush chain ip skiff-proxy service-d/web/tcp/80\n"));
+        assert!(prelude.contains("flush map ip skiff-proxy service-ips\n"));
+        // Dynamic sets keep their elements unless they go away.
+        assert!(
+            !prelude.contains("flush set ip skiff-proxy affinity-"),
+            "{prelude}"
+        );
+        assert!(
+            prelude.contains("delete chain ip skiff-proxy endpoint-d/web/tcp/80__10.42.0.5/8080\n")
+        );
+        assert!(
+            prelude.contains("delete set ip skiff-proxy affinity-d/web/tcp/80__10.42.0.5/8080\n")
+        );
+        assert!(
+            !prelude
+                .lines()
+                .any(|l| l.starts_with("delete") && l.contains("10.42.0.6")),
+            "{prelude}"
+        );
+        // Flushes come before deletes, and the table is declared in full.
+        assert!(prelude.rfind("flush ").unwrap() < prelude.find("delete ").unwrap());
+        assert!(!prelude.contains("delete table"), "{prelude}");
+        assert!(rest.contains("chain endpoint-d/web/tcp/80__10.42.0.6/8080 {"));
+    }
+}
