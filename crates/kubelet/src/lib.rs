@@ -43,6 +43,8 @@ pub struct Config {
     pub api: Option<ApiServing>,
     /// Static pod manifests (`--pod-manifest-path`); `None`: none.
     pub pod_manifest_path: Option<PathBuf>,
+    /// Hard eviction thresholds (upstream's `--eviction-hard` defaults).
+    pub eviction_hard: node::pressure::Thresholds,
 }
 
 /// How the kubelet API is served (port 10250, healthz on 10248).
@@ -96,7 +98,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         config.node.name.clone(),
         shutdown.clone(),
     ));
-    tokio::spawn(reporter.run(shutdown.clone()));
+    let (pressure, pressure_rx) = tokio::sync::watch::channel(node::pressure::Pressure::default());
+    tokio::spawn(reporter.with_pressure(pressure_rx).run(shutdown.clone()));
     if let Some(api) = &config.api {
         let mut serving = server::ServerConfig::new(
             api.tls.clone(),
@@ -138,6 +141,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         runtime_name,
         manifest_dir: config.pod_manifest_path.clone(),
+        root_dir: config.root_dir.clone(),
+        pressure,
+        eviction_hard: config.eviction_hard,
     });
     tokio::spawn(pods::log_rotation::run(
         ctx.cri.clone(),

@@ -1198,3 +1198,56 @@ async fn err_image_pull_is_visible_to_polling_clients() {
     );
     cluster.stop().await;
 }
+
+/// Node-pressure eviction: with the memory threshold above what the host
+/// has, the node reports MemoryPressure and evicts the BestEffort pod
+/// first (Failed, reason Evicted), keeping the Guaranteed one for now.
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_pressure_evicts_best_effort_pods_first() {
+    let mut cluster = Cluster::start().await;
+    cluster.stop_kubelet().await;
+    cluster.start_kubelet_with(|c| c.eviction_hard.memory_available = u64::MAX);
+    let limits = json!({"limits": {"cpu": "100m", "memory": "64Mi"}});
+    cluster
+        .create_pod(pod_json(
+            "guaranteed",
+            json!({"containers": [{"name": "app", "image": IMAGE, "resources": limits}]}),
+        ))
+        .await;
+    cluster
+        .create_pod(pod_json(
+            "best-effort",
+            json!({"containers": [{"name": "app", "image": IMAGE}]}),
+        ))
+        .await;
+    let evicted = cluster
+        .wait_pod("best-effort", "eviction", |p| support::phase(p) == "Failed")
+        .await;
+    let status = evicted.status.clone().unwrap_or_default();
+    assert_eq!(status.reason.as_deref(), Some("Evicted"));
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("The node was low on resource: memory."),
+        "{status:?}"
+    );
+    let guaranteed = cluster.get_pod("guaranteed").await;
+    assert_ne!(support::phase(&guaranteed), "Failed");
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    support::eventually(Duration::from_secs(30), "MemoryPressure=True", || {
+        let nodes = nodes.clone();
+        async move {
+            let node = nodes.get(support::NODE).await.ok()?;
+            let pressure = node
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "MemoryPressure")?;
+            (pressure.status == "True").then_some(())
+        }
+    })
+    .await;
+    cluster.stop().await;
+}

@@ -151,6 +151,7 @@ pub async fn start(
             domain: flags.cluster_domain.clone(),
         }),
         api,
+        eviction_hard: Default::default(),
         pod_manifest_path: Some(
             flags
                 .pod_manifest_path

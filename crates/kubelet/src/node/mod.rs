@@ -6,6 +6,7 @@
 pub mod host;
 pub mod image_gc;
 pub mod lease;
+pub mod pressure;
 pub mod status;
 
 use std::collections::BTreeMap;

@@ -33,6 +33,7 @@ struct Observed {
     runtime_ready: bool,
     runtime_message: String,
     images: Vec<ContainerImage>,
+    pressure: super::pressure::Pressure,
 }
 
 pub struct Reporter {
@@ -45,6 +46,7 @@ pub struct Reporter {
     last: Option<(Observed, Instant)>,
     /// Per condition type: (status, last transition).
     transitions: Vec<(String, String, Timestamp)>,
+    pressure: Option<tokio::sync::watch::Receiver<super::pressure::Pressure>>,
 }
 
 impl Reporter {
@@ -68,7 +70,17 @@ impl Reporter {
             runtime_version: format!("{}://{}", version.runtime_name, version.runtime_version),
             last: None,
             transitions: Vec::new(),
+            pressure: None,
         })
+    }
+
+    /// Reports the eviction manager's pressures as node conditions.
+    pub fn with_pressure(
+        mut self,
+        rx: tokio::sync::watch::Receiver<super::pressure::Pressure>,
+    ) -> Self {
+        self.pressure = Some(rx);
+        self
     }
 
     /// Creates the Node, or takes over an existing one of the same name
@@ -218,6 +230,11 @@ impl Reporter {
             runtime_ready,
             runtime_message,
             images,
+            pressure: self
+                .pressure
+                .as_ref()
+                .map(|rx| *rx.borrow())
+                .unwrap_or_default(),
         }
     }
 
@@ -232,19 +249,35 @@ impl Reporter {
         } else {
             ("False", "KubeletNotReady", observed.runtime_message.clone())
         };
-        let conditions = [
+        let memory = if observed.pressure.memory {
             (
-                "MemoryPressure",
+                "True",
+                "KubeletHasInsufficientMemory",
+                "kubelet has insufficient memory available",
+            )
+        } else {
+            (
                 "False",
                 "KubeletHasSufficientMemory",
-                "kubelet has sufficient memory available".to_owned(),
-            ),
+                "kubelet has sufficient memory available",
+            )
+        };
+        let disk = if observed.pressure.disk {
             (
-                "DiskPressure",
+                "True",
+                "KubeletHasDiskPressure",
+                "kubelet has disk pressure",
+            )
+        } else {
+            (
                 "False",
                 "KubeletHasNoDiskPressure",
-                "kubelet has no disk pressure".to_owned(),
-            ),
+                "kubelet has no disk pressure",
+            )
+        };
+        let conditions = [
+            ("MemoryPressure", memory.0, memory.1, memory.2.to_owned()),
+            ("DiskPressure", disk.0, disk.1, disk.2.to_owned()),
             (
                 "PIDPressure",
                 "False",

@@ -24,4 +24,9 @@ pub struct Context {
     pub runtime_name: String,
     /// Where static pod manifests live (`--pod-manifest-path`).
     pub manifest_dir: Option<PathBuf>,
+    /// The kubelet's root dir (its filesystem is `nodefs` for eviction).
+    pub root_dir: PathBuf,
+    /// The pressures the eviction manager last saw, for the Node status.
+    pub pressure: tokio::sync::watch::Sender<crate::node::pressure::Pressure>,
+    pub eviction_hard: crate::node::pressure::Thresholds,
 }

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod container;
 pub mod context;
 pub mod env;
+pub mod eviction;
 pub mod instance;
 pub mod labels;
 pub mod log_rotation;
@@ -42,6 +43,8 @@ struct Handle {
     pod: watch::Sender<Option<Pod>>,
     /// Bumped when the runtime state of the pod changed.
     poke: watch::Sender<u64>,
+    /// Set when the node evicts the pod: the message for its status.
+    evict: watch::Sender<Option<String>>,
 }
 
 /// Runs the pods of `ctx.node_name` until `shutdown`; containers keep
@@ -60,6 +63,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     // Static pods first: the relist must not take their containers for orphans.
     statics.scan(&ctx, &mut workers, &done_tx, &shutdown).await;
     let mut static_tick = tokio::time::interval(STATIC_SCAN);
+    let mut pressure_tick = tokio::time::interval(eviction::PERIOD);
+    let mut evictions = eviction::Manager::default();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -120,6 +125,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                     }
                 }
             }
+            _ = pressure_tick.tick() => {
+                let pods: Vec<Pod> = workers
+                    .values()
+                    .filter_map(|h| h.pod.borrow().clone())
+                    .collect();
+                if let Some((uid, message)) = evictions.check(&ctx, &pods).await
+                    && let Some(handle) = workers.get(&uid)
+                {
+                    handle.evict.send_replace(Some(message));
+                }
+            }
             _ = static_tick.tick() => {
                 statics.scan(&ctx, &mut workers, &done_tx, &shutdown).await;
             }
@@ -157,11 +173,13 @@ fn dispatch(
     }
     let (pod_tx, pod_rx) = watch::channel(pod.clone());
     let (poke_tx, poke_rx) = watch::channel(0u64);
+    let (evict_tx, evict_rx) = watch::channel(None);
     workers.insert(
         uid.clone(),
         Handle {
             pod: pod_tx,
             poke: poke_tx,
+            evict: evict_tx,
         },
     );
     let worker = Worker::new(ctx.clone(), uid.clone(), pod);
@@ -169,6 +187,7 @@ fn dispatch(
         worker,
         pod_rx,
         poke_rx,
+        evict_rx,
         shutdown.clone(),
         done.clone(),
         uid,
@@ -179,6 +198,7 @@ async fn drive(
     mut worker: Worker,
     mut pod_rx: watch::Receiver<Option<Pod>>,
     mut poke_rx: watch::Receiver<u64>,
+    mut evict_rx: watch::Receiver<Option<String>>,
     shutdown: CancellationToken,
     done: mpsc::UnboundedSender<String>,
     uid: String,
@@ -212,6 +232,13 @@ async fn drive(
                     if changed.is_err() { return; }
                     poke_rx.borrow_and_update();
                     break;
+                }
+                changed = evict_rx.changed() => {
+                    if changed.is_err() { return; }
+                    if let Some(message) = evict_rx.borrow_and_update().clone() {
+                        worker.evict(message);
+                        break;
+                    }
                 }
                 () = tokio::time::sleep_until(deadline) => break,
             }

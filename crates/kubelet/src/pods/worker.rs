@@ -54,6 +54,8 @@ pub struct Worker {
     volumes_refreshed: Option<Instant>,
     pod_ip: Option<(String, String)>,
     last_status: Option<PodStatus>,
+    /// Set when the node evicted the pod: the status message.
+    evicted: Option<String>,
     /// Events already recorded for a waiting reason (not repeated each sync).
     announced: HashMap<String, String>,
     pub done: bool,
@@ -84,8 +86,15 @@ impl Worker {
             pod_ip: None,
             last_status: None,
             announced: HashMap::new(),
+            evicted: None,
             done: false,
         }
+    }
+
+    /// The node evicts this pod: its containers are killed at once and it
+    /// ends Failed with reason Evicted (the object stays, as upstream).
+    pub fn evict(&mut self, message: String) {
+        self.evicted = Some(message);
     }
 
     /// Makes the next sync write the status even if unchanged (a new
@@ -129,6 +138,29 @@ impl Worker {
                 return None;
             }
         };
+        if let Some(message) = self.evicted.clone()
+            && !self.is_terminal(&pod)
+        {
+            self.ctx
+                .recorder
+                .warning(&pod, None, "Evicted", message)
+                .await;
+            let mut cri = self.ctx.cri.clone();
+            for i in self.instances.iter().filter(|i| i.running()) {
+                let _ = cri
+                    .runtime
+                    .stop_container(StopContainerRequest {
+                        container_id: i.id.clone(),
+                        timeout: 0,
+                    })
+                    .await;
+            }
+            let _ = self.refresh_runtime().await;
+            self.stop_sandboxes().await;
+            let _ = self.refresh_runtime().await;
+            self.write_status(&pod).await;
+            return None;
+        }
         let wake = match self.sync_pod(&pod).await {
             Ok(()) => self.next_probe_wake(),
             Err(wake) => wake,
@@ -1126,6 +1158,12 @@ impl Worker {
             host_ip: &self.ctx.node_ip,
             runtime_name: &self.ctx.runtime_name,
         });
+        let mut status = status;
+        if let Some(message) = &self.evicted {
+            status.phase = Some("Failed".into());
+            status.reason = Some("Evicted".into());
+            status.message = Some(message.clone());
+        }
         if self.last_status.as_ref() == Some(&status) {
             return;
         }

@@ -74,8 +74,13 @@ impl Cluster {
 
     /// Starts a kubelet (on the same root dir and runtime as any before).
     pub fn start_kubelet(&mut self) {
+        self.start_kubelet_with(|_| {});
+    }
+
+    /// Starts a kubelet whose config `adjust` changed first.
+    pub fn start_kubelet_with(&mut self, adjust: impl FnOnce(&mut Config)) {
         assert!(self.kubelet.is_none(), "a kubelet is running");
-        let config = Config {
+        let mut config = Config {
             client: self.client.clone(),
             node: NodeSpec::new(NODE, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]),
             runtime_endpoint: self.fake.socket(),
@@ -85,7 +90,9 @@ impl Cluster {
             cluster_dns: None,
             api: None,
             pod_manifest_path: None,
+            eviction_hard: Default::default(),
         };
+        adjust(&mut config);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
