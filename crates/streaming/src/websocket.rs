@@ -306,3 +306,54 @@ impl AsyncWrite for ChannelWriter {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_and_base64_round_trip() {
+        for b64 in [false, true] {
+            let m = encode(STDERR, b"\x00\xffhi", b64);
+            assert_eq!(
+                decode(&m, b64, false).expect("decode"),
+                Some(ChannelMessage::Data {
+                    channel: STDERR,
+                    data: Bytes::from_static(b"\x00\xffhi")
+                })
+            );
+        }
+        assert_eq!(encode(STDOUT, b"", false), Message::binary(vec![1u8]));
+        assert_eq!(encode(ERROR, b"ok", true), Message::text("3b2s="));
+    }
+
+    #[test]
+    fn v5_close_only_in_v5() {
+        let m = Message::binary(vec![CLOSE, STDIN]);
+        assert_eq!(
+            decode(&m, false, true).expect("decode"),
+            Some(ChannelMessage::Close { channel: STDIN })
+        );
+        assert_eq!(
+            decode(&m, false, false).expect("decode"),
+            Some(ChannelMessage::Data {
+                channel: CLOSE,
+                data: Bytes::from_static(&[STDIN])
+            })
+        );
+        assert!(decode(&Message::binary(vec![CLOSE]), false, true).is_err());
+    }
+
+    #[test]
+    fn empty_and_control_messages_are_skipped() {
+        assert_eq!(
+            decode(&Message::binary(Vec::<u8>::new()), false, true).expect("decode"),
+            None
+        );
+        assert_eq!(
+            decode(&Message::Ping(Bytes::new()), false, true).expect("decode"),
+            None
+        );
+        assert!(decode(&Message::text("1abc"), false, false).is_err());
+    }
+}
