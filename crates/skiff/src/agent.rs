@@ -39,9 +39,24 @@ pub struct AgentFlags {
     /// Resources kept for the operating system (`cpu=100m,memory=256Mi,...`).
     #[arg(long, default_value = "")]
     pub system_reserved: String,
+    /// Hard eviction thresholds, upstream syntax (`memory.available<100Mi,
+    /// nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<15%` by
+    /// default; signals not named keep their default).
+    #[arg(long, default_value = "")]
+    pub eviction_hard: String,
     /// Most pods this node runs.
     #[arg(long, default_value_t = 110)]
     pub max_pods: u32,
+    /// Run no kube-proxy on this node (Services are then not reachable by
+    /// ClusterIP or NodePort from it).
+    #[arg(long)]
+    pub disable_kube_proxy: bool,
+    /// Port of kube-proxy's /healthz (0: not served).
+    #[arg(long, default_value_t = 10256)]
+    pub proxy_healthz_port: u16,
+    /// Port of kube-proxy's /metrics on 127.0.0.1 (0: not served).
+    #[arg(long, default_value_t = 10249)]
+    pub proxy_metrics_port: u16,
     /// Static pod manifests (default: `<data-dir>/agent/pod-manifests`).
     #[arg(long)]
     pub pod_manifest_path: Option<PathBuf>,
@@ -69,12 +84,16 @@ pub struct AgentArgs {
 /// A running agent; [`Agent::stop`] waits for its parts to end.
 pub struct Agent {
     kubelet: JoinHandle<()>,
+    proxy: Option<JoinHandle<()>>,
     containerd: Option<skiff_containerd::Managed>,
 }
 
 impl Agent {
     pub async fn stop(self) {
         let _ = self.kubelet.await;
+        if let Some(proxy) = self.proxy {
+            let _ = proxy.await;
+        }
         if let Some(containerd) = self.containerd {
             containerd.wait().await;
         }
@@ -151,7 +170,8 @@ pub async fn start(
             domain: flags.cluster_domain.clone(),
         }),
         api,
-        eviction_hard: Default::default(),
+        eviction_hard: skiff_kubelet::node::pressure::Thresholds::parse(&flags.eviction_hard)
+            .map_err(|e| anyhow::anyhow!("--eviction-hard: {e}"))?,
         pod_manifest_path: Some(
             flags
                 .pod_manifest_path
@@ -159,6 +179,17 @@ pub async fn start(
                 .unwrap_or_else(|| agent_dir.join("pod-manifests")),
         ),
     };
+    let proxy = (!flags.disable_kube_proxy).then(|| {
+        let mut proxy = skiff_proxy::Config::new(config.client.clone(), &name);
+        proxy.healthz_port = flags.proxy_healthz_port;
+        proxy.metrics_port = flags.proxy_metrics_port;
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = skiff_proxy::run(proxy, stop).await {
+                tracing::error!(error = %e, "kube-proxy stopped");
+            }
+        })
+    });
     let kubelet = tokio::spawn(async move {
         if let Err(e) = skiff_kubelet::run(config, shutdown).await {
             tracing::error!(error = %e, "node agent stopped");
@@ -166,6 +197,7 @@ pub async fn start(
     });
     Ok(Agent {
         kubelet,
+        proxy,
         containerd,
     })
 }
@@ -193,6 +225,43 @@ fn kubelet_tls(
         key_pem: serving.key_pem,
         client_ca_pem: ca.cert_pem,
     }))
+}
+
+/// `skiff proxy`: kube-proxy alone.
+#[derive(clap::Args)]
+pub struct ProxyArgs {
+    /// Credentials and address of the API server.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The Node whose addresses serve NodePorts (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Remove skiff's nftables table and exit.
+    #[arg(long)]
+    pub cleanup: bool,
+}
+
+/// Runs kube-proxy until Ctrl-C (or removes its rules with `--cleanup`).
+pub async fn run_proxy(args: ProxyArgs) -> anyhow::Result<()> {
+    if args.cleanup {
+        skiff_proxy::cleanup().await?;
+        return Ok(());
+    }
+    let client = crate::server::client_from(args.kubeconfig.as_deref()).await?;
+    let name = args
+        .node_name
+        .or_else(skiff_apiserver::host_name)
+        .unwrap_or_else(|| "localhost".into())
+        .to_lowercase();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(skiff_proxy::run(
+        skiff_proxy::Config::new(client, &name),
+        shutdown.clone(),
+    ));
+    crate::server::wait_for_signal().await;
+    shutdown.cancel();
+    running.await??;
+    Ok(())
 }
 
 /// `skiff agent`: runs until Ctrl-C.

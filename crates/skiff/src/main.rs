@@ -35,8 +35,10 @@ enum Commands {
     ControllerManager(server::ControllerManagerArgs),
     /// Run the scheduler alone against an API server.
     Scheduler(server::SchedulerArgs),
-    /// Run a node agent (containerd + kubelet) against an API server.
+    /// Run a node agent (containerd + kubelet + kube-proxy) against an API server.
     Agent(agent::AgentArgs),
+    /// Run kube-proxy (nftables) alone, or remove its rules (`--cleanup`).
+    Proxy(agent::ProxyArgs),
     /// Measure the speed of a component.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -68,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             Commands::ControllerManager(args) => server::run_controller_manager(args).await,
             Commands::Scheduler(args) => server::run_scheduler(args).await,
             Commands::Agent(args) => agent::run(args).await,
+            Commands::Proxy(args) => agent::run_proxy(args).await,
             Commands::Bench(command) => bench::run(command).await,
             Commands::Images(command) => images::run(command).await,
         }

@@ -70,6 +70,35 @@ fn wait_json(
     );
 }
 
+/// A plain HTTP GET with retries (rules and endpoints settle within seconds).
+fn http_get(host: &str, port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + TIMEOUT;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match std::net::TcpStream::connect_timeout(
+            &format!("{host}:{port}").parse().unwrap(),
+            Duration::from_secs(2),
+        ) {
+            Ok(mut s) => {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                if let Some((_, body)) = out.split_once("\r\n\r\n")
+                    && !body.is_empty()
+                {
+                    return body.to_owned();
+                }
+                last = format!("{out:?}");
+            }
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("GET http://{host}:{port}{path} never answered: {last}");
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -115,6 +144,14 @@ fn a_node_runs_real_pods() {
             &skiff_testkit::free_port().to_string(),
             "--kubelet-healthz-port",
             &skiff_testkit::free_port().to_string(),
+            // The test machine's disk may be fuller than upstream's
+            // defaults allow; this test is not about eviction.
+            "--eviction-hard",
+            "memory.available<1Mi,nodefs.available<1%,imagefs.available<1%,nodefs.inodesFree<1%",
+            "--proxy-healthz-port",
+            "0",
+            "--proxy-metrics-port",
+            "0",
         ],
     )
     .unwrap_or_else(|e| panic!("skiff server with its agent did not start: {e}"));
@@ -160,6 +197,40 @@ fn a_node_runs_real_pods() {
         assert_eq!(container_status(pod)["ready"], true);
         assert_eq!(pod["status"]["qosClass"], "BestEffort");
     }
+
+    // A Service reaches the pods by ClusterIP through kube-proxy's nftables
+    // rules, from the host and from a pod (found through its service
+    // environment variables); one without endpoints refuses at once.
+    ctl.ok_with_input(&["apply", "-f", "-"], SERVICES);
+    let svc = ctl.get_json(&["service", "web"]);
+    let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap().to_owned();
+    wait_json(
+        &ctl,
+        &["endpointslices", "-l", "kubernetes.io/service-name=web"],
+        "web's endpoints",
+        |l| {
+            l["items"][0]["endpoints"]
+                .as_array()
+                .is_some_and(|e| e.len() == 2)
+        },
+    );
+    let body = http_get(&cluster_ip, 80, "/index.html");
+    assert!(body.starts_with("web-"), "{body:?}");
+    let empty_ip = ctl.jsonpath(&["service", "empty"], "{.spec.clusterIP}");
+    let refused = std::net::TcpStream::connect_timeout(
+        &format!("{empty_ip}:80").parse().unwrap(),
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        refused.map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
+    ctl.create("default", CLIENT);
+    let client = wait_json(&ctl, &["pod", "client"], "the client pod to finish", |p| {
+        matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+    });
+    assert_eq!(client["status"]["phase"], "Succeeded", "{client}");
+    assert!(ctl.ok(&["logs", "client"]).starts_with("web-"));
 
     // A container that exits 1 goes CrashLoopBackOff, restarting with back-off.
     ctl.create("default", CRASH);
@@ -340,10 +411,10 @@ spec:
       containers:
       - name: httpd
         image: skiff.local/busybox
-        command: ["httpd", "-f", "-p", "8080", "-h", "/etc"]
+        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
         ports: [{containerPort: 8080, name: http}]
         readinessProbe:
-          httpGet: {path: /hostname, port: http}
+          httpGet: {path: /index.html, port: http}
           periodSeconds: 1
 "#;
 
@@ -357,6 +428,34 @@ spec:
   - name: main
     image: skiff.local/busybox
     command: ["sleep", "3600"]
+"#;
+
+const SERVICES: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty}
+spec:
+  selector: {app: nobody}
+  ports: [{port: 80}]
+"#;
+
+const CLIENT: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: skiff.local/busybox
+    command: ["sh", "-c", "wget -q -O - http://$WEB_SERVICE_HOST:$WEB_SERVICE_PORT/index.html"]
 "#;
 
 const CRASH: &str = r#"

@@ -40,6 +40,40 @@ impl Default for Thresholds {
     }
 }
 
+impl Thresholds {
+    /// Reads upstream's `--eviction-hard` syntax
+    /// (`memory.available<100Mi,nodefs.available<10%,...`); signals not
+    /// named keep their defaults.
+    pub fn parse(text: &str) -> Result<Thresholds, String> {
+        let mut t = Thresholds::default();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (signal, value) = item
+                .split_once('<')
+                .ok_or_else(|| format!("{item:?} is not signal<quantity"))?;
+            let percent = || -> Result<u64, String> {
+                value
+                    .strip_suffix('%')
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|v| (0.0..=100.0).contains(v))
+                    .map(|v| v.ceil() as u64)
+                    .ok_or_else(|| format!("{signal}: {value:?} is not a percentage"))
+            };
+            match signal {
+                "memory.available" => {
+                    t.memory_available = skiff_apimachinery::quantity::parse_milli(value)
+                        .and_then(|m| u64::try_from(m / 1000).ok())
+                        .ok_or_else(|| format!("memory.available: {value:?} is not a quantity"))?;
+                }
+                "nodefs.available" => t.nodefs_available_percent = percent()?,
+                "nodefs.inodesFree" => t.nodefs_inodes_free_percent = percent()?,
+                "imagefs.available" => t.imagefs_available_percent = percent()?,
+                other => return Err(format!("unsupported eviction signal {other:?}")),
+            }
+        }
+        Ok(t)
+    }
+}
+
 /// The crossed threshold that an eviction names in its message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Crossed {
@@ -127,6 +161,16 @@ pub fn evaluate(s: &Signals, t: &Thresholds) -> (Pressure, Option<Crossed>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eviction_hard_flags_parse() {
+        let t = Thresholds::parse("memory.available<1Gi,imagefs.available<1%").unwrap_or_default();
+        assert_eq!(t.memory_available, 1 << 30);
+        assert_eq!(t.imagefs_available_percent, 1);
+        assert_eq!(t.nodefs_available_percent, 10);
+        assert!(Thresholds::parse("pid.available<5").is_err());
+        assert!(Thresholds::parse("nodefs.available<x%").is_err());
+    }
 
     #[test]
     fn thresholds_are_upstream_defaults() {

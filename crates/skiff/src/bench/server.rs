@@ -56,7 +56,14 @@ impl Server {
                 .arg("--kubelet-port")
                 .arg(skiff_testkit::free_port().to_string())
                 .arg("--kubelet-healthz-port")
-                .arg(skiff_testkit::free_port().to_string());
+                .arg(skiff_testkit::free_port().to_string())
+                .args(["--proxy-healthz-port", "0", "--proxy-metrics-port", "0"])
+                // A benchmark measures start-up, not the host's disk: no
+                // evictions because a shared build machine's disk is full.
+                .args([
+                    "--eviction-hard",
+                    "memory.available<1Mi,nodefs.available<1%,imagefs.available<1%,nodefs.inodesFree<1%",
+                ]);
             // Its own process group: Ctrl-C reaches only the benchmark,
             // which deletes its pods before stopping the server.
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
