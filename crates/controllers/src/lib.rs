@@ -15,6 +15,7 @@ pub mod garbage_collector;
 pub mod leader_election;
 pub mod namespace;
 pub mod replicaset;
+pub mod work_queue;
 
 use std::time::Duration;
 

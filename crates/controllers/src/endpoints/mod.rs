@@ -26,8 +26,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::endpointslice::queue::Queue;
 use crate::endpointslice::{event_objects, key_of, pods, services_selecting};
+use crate::work_queue::Queue;
 
 /// Services synced in parallel (upstream's `--concurrent-endpoint-syncs`).
 const WORKERS: usize = 5;

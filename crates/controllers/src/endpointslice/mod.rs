@@ -21,7 +21,6 @@
 //!   controller's own writes.
 
 pub mod pods;
-pub mod queue;
 pub mod reconciler;
 pub mod tracker;
 
@@ -37,7 +36,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
-use queue::Queue;
+use crate::work_queue::Queue;
 use reconciler::{CONTROLLER_NAME, LABEL_MANAGED_BY, LABEL_SERVICE_NAME};
 use tracker::Tracker;
 

@@ -5,7 +5,7 @@
 //!   deleted (found by discovery, re-run periodically so new
 //!   CustomResourceDefinitions are covered) and feed the [`graph`] of
 //!   owners and dependents, keyed by uid.
-//! * **Workers** take uids from a [`queue`] and act, always on live reads:
+//! * **Workers** take uids from a [`crate::work_queue`] and act, always on live reads:
 //!   - a dependent whose owners are all gone (checked with a GET of each
 //!     owner, by uid) is deleted — in the background, or in the foreground
 //!     when an owner waits for it and it has dependents itself;
@@ -19,7 +19,6 @@
 //!   attention again.
 
 pub mod graph;
-mod queue;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,8 +36,8 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::work_queue::Queue;
 use graph::{Decision, Graph, Node, OwnerRef, OwnerState, Policy};
-use queue::Queue;
 
 /// Tuning of the collector.
 #[derive(Clone, Debug)]

@@ -527,18 +527,8 @@ impl Worker {
         {
             Ok(resp) => resp.into_inner().container_id,
             Err(e) => {
-                let message = format!("Error: {}", e.message());
-                self.ctx
-                    .recorder
-                    .warning(pod, field, "Failed", message.clone())
+                self.runtime_error(pod, c, field, "CreateContainerError", &e)
                     .await;
-                self.waiting.insert(
-                    c.name.clone(),
-                    Waiting {
-                        reason: "CreateContainerError".into(),
-                        message: e.message().to_owned(),
-                    },
-                );
                 return;
             }
         };
@@ -558,18 +548,8 @@ impl Worker {
             })
             .await
         {
-            let message = format!("Error: {}", e.message());
-            self.ctx
-                .recorder
-                .warning(pod, field, "Failed", message)
+            self.runtime_error(pod, c, field, "RunContainerError", &e)
                 .await;
-            self.waiting.insert(
-                c.name.clone(),
-                Waiting {
-                    reason: "RunContainerError".into(),
-                    message: e.message().to_owned(),
-                },
-            );
             return;
         }
         self.ctx
@@ -614,6 +594,29 @@ impl Worker {
         if let Err(e) = self.refresh_runtime().await {
             tracing::debug!(error = %e.message(), "listing after a start");
         }
+    }
+
+    /// A failed create/start: a `Failed` event and the waiting reason.
+    async fn runtime_error(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        field: Option<String>,
+        reason: &str,
+        e: &tonic::Status,
+    ) {
+        let message = format!("Error: {}", e.message());
+        self.ctx
+            .recorder
+            .warning(pod, field, "Failed", message)
+            .await;
+        self.waiting.insert(
+            c.name.clone(),
+            Waiting {
+                reason: reason.into(),
+                message: e.message().to_owned(),
+            },
+        );
     }
 
     async fn config_error(&mut self, pod: &Pod, c: &Container, message: String) {
