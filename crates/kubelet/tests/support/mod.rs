@@ -90,7 +90,14 @@ impl Cluster {
             cluster_dns: None,
             api: None,
             pod_manifest_path: None,
-            eviction_hard: Default::default(),
+            // The host's disk may be fuller than upstream's thresholds
+            // allow; only the eviction test asks for pressure.
+            eviction_hard: skiff_kubelet::node::pressure::Thresholds {
+                memory_available: 0,
+                nodefs_available_percent: 0,
+                nodefs_inodes_free_percent: 0,
+                imagefs_available_percent: 0,
+            },
         };
         adjust(&mut config);
         let shutdown = CancellationToken::new();
