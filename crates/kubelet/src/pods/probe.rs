@@ -156,9 +156,9 @@ pub async fn run(
         return tcp(&host, port, timeout).await;
     }
     if let Some(grpc) = &probe.grpc {
-        // A full grpc.health.v1 check needs a generated client; a connect
-        // is what we check until then.
-        return tcp(pod_ip, u16::try_from(grpc.port).unwrap_or(0), timeout).await;
+        let port = u16::try_from(grpc.port).map_err(|_| format!("invalid port {}", grpc.port))?;
+        let service = grpc.service.clone().unwrap_or_default();
+        return grpc_health(pod_ip, port, &service, timeout).await;
     }
     Err("probe has no handler".to_owned())
 }
@@ -189,6 +189,55 @@ async fn tcp(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("dial tcp {}: {e}", addr(host, port))),
         Err(_) => Err(format!("dial tcp {}: i/o timeout", addr(host, port))),
+    }
+}
+
+/// The standard gRPC health check (`grpc.health.v1.Health/Check`):
+/// SERVING is success, as upstream's gRPC probe.
+async fn grpc_health(
+    host: &str,
+    port: u16,
+    service: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let target = addr(host, port);
+    let check = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{target}"))
+            .map_err(|e| format!("invalid target {target}: {e}"))?
+            .connect_timeout(timeout)
+            .connect()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to connect service {target:?} within {}s: {e}",
+                    timeout.as_secs()
+                )
+            })?;
+        let response = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .map_err(|e| format!("health rpc did not complete: {}", e.message()))?
+            .into_inner();
+        if response.status == ServingStatus::Serving as i32 {
+            Ok(())
+        } else {
+            Err(format!(
+                "service unhealthy (responded with {:?})",
+                ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown)
+            ))
+        }
+    };
+    match tokio::time::timeout(timeout, check).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "timeout: health rpc did not complete within {}s",
+            timeout.as_secs()
+        )),
     }
 }
 
@@ -284,6 +333,33 @@ mod tests {
         let s = State::new(Kind::Liveness, &p, t);
         assert!(!s.due(t));
         assert!(s.due(t + Duration::from_secs(5)));
+    }
+
+    #[tokio::test]
+    async fn grpc_probe_asks_the_health_service() {
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("ok", tonic_health::ServingStatus::Serving)
+            .await;
+        reporter
+            .set_service_status("down", tonic_health::ServingStatus::NotServing)
+            .await;
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let t = Duration::from_secs(3);
+        assert_eq!(grpc_health("127.0.0.1", port, "ok", t).await, Ok(()));
+        let down = grpc_health("127.0.0.1", port, "down", t).await;
+        assert!(down.is_err_and(|e| e.contains("NotServing")), "down");
+        let closed = grpc_health("127.0.0.1", 1, "", t).await;
+        assert!(closed.is_err());
     }
 
     #[tokio::test]
