@@ -8,6 +8,7 @@ pub mod container;
 pub mod context;
 pub mod env;
 pub mod eviction;
+pub mod insecure_tls;
 pub mod instance;
 pub mod labels;
 pub mod log_rotation;

@@ -134,17 +134,13 @@ pub async fn run(
         let port = resolve_port(&http.port, container)?;
         let path = http.path.clone().unwrap_or_else(|| "/".to_owned());
         let scheme = http.scheme.as_deref().unwrap_or("HTTP");
-        if scheme == "HTTPS" {
-            // Upstream skips verification; a TCP connect is the closest we offer.
-            return tcp(&host, port, timeout).await;
-        }
         let headers: Vec<(String, String)> = http
             .http_headers
             .iter()
             .flatten()
             .map(|h| (h.name.clone(), h.value.clone()))
             .collect();
-        return http_get(&host, port, &path, &headers, timeout).await;
+        return http_get(&host, port, &path, &headers, scheme == "HTTPS", timeout).await;
     }
     if let Some(socket) = &probe.tcp_socket {
         let host = socket
@@ -241,20 +237,34 @@ async fn grpc_health(
     }
 }
 
+/// A plain or TLS connection.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
 /// A minimal HTTP/1.1 GET: 200–399 is success, as upstream.
 async fn http_get(
     host: &str,
     port: u16,
     path: &str,
     headers: &[(String, String)],
+    https: bool,
     timeout: Duration,
 ) -> Result<(), String> {
     let target = addr(host, port);
-    let url = format!("http://{target}{path}");
+    let url = format!("{}://{target}{path}", if https { "https" } else { "http" });
     let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(&target)
+        let tcp = tokio::net::TcpStream::connect(&target)
             .await
             .map_err(|e| format!("Get \"{url}\": dial tcp {target}: {e}"))?;
+        let mut stream: Box<dyn Stream> = if https {
+            let tls = super::insecure_tls::connector()?
+                .connect(super::insecure_tls::server_name(host)?, tcp)
+                .await
+                .map_err(|e| format!("Get \"{url}\": {e}"))?;
+            Box::new(tls)
+        } else {
+            Box::new(tcp)
+        };
         let mut request = format!(
             "GET {path} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n"
         );
@@ -363,6 +373,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn https_probe_accepts_a_self_signed_certificate() {
+        let certified = match rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]) {
+            Ok(c) => c,
+            Err(e) => panic!("certificate: {e}"),
+        };
+        let key =
+            rustls_pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_no_client_auth())
+        .and_then(|b| b.with_single_cert(vec![certified.cert.der().clone()], key));
+        let acceptor = match config {
+            Ok(c) => tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(c)),
+            Err(e) => panic!("server config: {e}"),
+        };
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        tokio::spawn(async move {
+            if let Ok((tcp, _)) = listener.accept().await
+                && let Ok(mut tls) = acceptor.accept(tcp).await
+            {
+                let mut buf = [0u8; 512];
+                let _ = tls.read(&mut buf).await;
+                let _ = tls
+                    .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        let t = Duration::from_secs(3);
+        assert_eq!(
+            http_get("127.0.0.1", port, "/healthz", &[], true, t).await,
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
     async fn http_probe_reads_the_status_code() {
         let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
             Ok(l) => l,
@@ -383,9 +435,12 @@ mod tests {
             }
         });
         let t = Duration::from_secs(2);
-        assert_eq!(http_get("127.0.0.1", port, "/", &[], t).await, Ok(()));
         assert_eq!(
-            http_get("127.0.0.1", port, "/", &[], t).await,
+            http_get("127.0.0.1", port, "/", &[], false, t).await,
+            Ok(())
+        );
+        assert_eq!(
+            http_get("127.0.0.1", port, "/", &[], false, t).await,
             Err("HTTP probe failed with statuscode: 500".to_owned())
         );
     }
