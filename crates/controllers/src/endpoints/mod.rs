@@ -17,7 +17,7 @@ pub mod subsets;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, PostParams};
@@ -26,7 +26,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::endpointslice::{event_objects, key_of, pods, services_selecting};
+use crate::endpointslice::{key_of, pods, spawn_service_feeds};
 use crate::work_queue::Queue;
 
 /// Services synced in parallel (upstream's `--concurrent-endpoint-syncs`).
@@ -63,39 +63,12 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
     });
 
     let mut feeds = tokio::task::JoinSet::new();
-    let q = queue.clone();
-    feeds.spawn(
-        watcher(
-            Api::<Service>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .reflect(services_w)
-        .for_each(move |event| {
-            if let Ok(Some(s)) = event.as_ref().map(event_objects) {
-                q.add(key_of(s));
-            }
-            futures::future::ready(())
-        }),
-    );
-    let (q, old_pods, svcs) = (queue.clone(), pods_cache.clone(), services.clone());
-    feeds.spawn(
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .map_ok(move |event| {
-                if let Some(pod) = event_objects(&event) {
-                    let mut keys = services_selecting(pod, &svcs);
-                    if let Some(old) = old_pods.get(&ObjectRef::from_obj(pod)) {
-                        keys.extend(services_selecting(&old, &svcs));
-                    }
-                    for k in keys {
-                        q.add(k);
-                    }
-                }
-                event
-            })
-            .reflect(pods_w)
-            .for_each(|_| futures::future::ready(())),
+    spawn_service_feeds(
+        &mut feeds,
+        &client,
+        &queue,
+        (services_w, services.clone()),
+        (pods_w, pods_cache.clone()),
     );
     // Endpoints events: a deleted or changed one is checked again; the
     // first listing finds leftovers of deleted Services.

@@ -92,6 +92,52 @@ pub fn event_objects<K>(event: &watcher::Event<K>) -> Option<&K> {
 }
 
 /// Runs the controller until `shutdown`.
+/// The watches both endpoint controllers need: Services (a change queues
+/// the Service) and Pods (a change queues every Service selecting the pod,
+/// before or after the change), each feeding its reflector.
+pub fn spawn_service_feeds(
+    feeds: &mut tokio::task::JoinSet<()>,
+    client: &kube::Client,
+    queue: &Arc<Queue>,
+    (services_w, services): (reflector::store::Writer<Service>, Store<Service>),
+    (pods_w, pods): (reflector::store::Writer<Pod>, Store<Pod>),
+) {
+    let q = queue.clone();
+    feeds.spawn(
+        watcher(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(services_w)
+        .for_each(move |event| {
+            if let Ok(Some(s)) = event.as_ref().map(event_objects) {
+                q.add(key_of(s));
+            }
+            futures::future::ready(())
+        }),
+    );
+    let q = queue.clone();
+    feeds.spawn(
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .map_ok(move |event| {
+                if let Some(pod) = event_objects(&event) {
+                    let mut keys = services_selecting(pod, &services);
+                    if let Some(old) = pods.get(&ObjectRef::from_obj(pod)) {
+                        keys.extend(services_selecting(&old, &services));
+                    }
+                    for k in keys {
+                        q.add(k);
+                    }
+                }
+                event
+            })
+            .reflect(pods_w)
+            .for_each(|_| futures::future::ready(())),
+    );
+}
+
 pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<(), Error> {
     let (services, services_w) = reflector::store::<Service>();
     let (pods_cache, pods_w) = reflector::store::<Pod>();
@@ -109,39 +155,12 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
     });
 
     let mut feeds = tokio::task::JoinSet::new();
-    let q = queue.clone();
-    feeds.spawn(
-        watcher(
-            Api::<Service>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .reflect(services_w)
-        .for_each(move |event| {
-            if let Ok(Some(s)) = event.as_ref().map(event_objects) {
-                q.add(key_of(s));
-            }
-            futures::future::ready(())
-        }),
-    );
-    let (q, old_pods, svcs) = (queue.clone(), pods_cache.clone(), services.clone());
-    feeds.spawn(
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .map_ok(move |event| {
-                if let Some(pod) = event_objects(&event) {
-                    let mut keys = services_selecting(pod, &svcs);
-                    if let Some(old) = old_pods.get(&ObjectRef::from_obj(pod)) {
-                        keys.extend(services_selecting(&old, &svcs));
-                    }
-                    for k in keys {
-                        q.add(k);
-                    }
-                }
-                event
-            })
-            .reflect(pods_w)
-            .for_each(|_| futures::future::ready(())),
+    spawn_service_feeds(
+        &mut feeds,
+        &client,
+        &queue,
+        (services_w, services.clone()),
+        (pods_w, pods_cache.clone()),
     );
     let q = queue.clone();
     let managed = format!("{LABEL_MANAGED_BY}={CONTROLLER_NAME}");
