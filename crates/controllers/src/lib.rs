@@ -291,6 +291,15 @@ async fn run_controllers(
     result
 }
 
+/// The HTTP status of an API error (`None` for transport errors): how the
+/// controllers tell "already gone" (404) or "refused" (403) from failures.
+pub(crate) fn api_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,6 +114,43 @@ impl Queue {
     }
 }
 
+/// Runs `workers` tasks that take keys and call `sync` until `shutdown`:
+/// `Ok(Some(delay))` queues the key again after `delay`, an error brings it
+/// back after the failure backoff. Returns when every worker has stopped.
+pub async fn run_workers<F, Fut, E>(
+    queue: &Arc<Queue>,
+    workers: usize,
+    what: &'static str,
+    shutdown: &CancellationToken,
+    sync: F,
+) where
+    F: Fn(String) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Option<Duration>, E>> + Send,
+    E: std::fmt::Display,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (queue, shutdown, sync) = (queue.clone(), shutdown.clone(), sync.clone());
+        tasks.spawn(async move {
+            while let Some(key) = queue.next(&shutdown).await {
+                let ok = match sync(key.clone()).await {
+                    Ok(Some(after)) => {
+                        queue.add_after(key.clone(), after, &shutdown);
+                        true
+                    }
+                    Ok(None) => true,
+                    Err(e) => {
+                        tracing::warn!(key = %key, error = %e, "{what} sync failed; retrying");
+                        false
+                    }
+                };
+                queue.done(&key, ok, &shutdown);
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
 fn backoff(failures: u32) -> Duration {
     let ms = 5u64.saturating_mul(1u64 << failures.min(20));
     Duration::from_millis(ms).min(Duration::from_secs(30))

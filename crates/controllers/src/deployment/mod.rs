@@ -147,13 +147,6 @@ fn status_of(rs: &ReplicaSet) -> (i32, i32, i32) {
     })
 }
 
-fn status_code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
-}
-
 async fn scale(api: &Api<ReplicaSet>, rs: &ReplicaSet, replicas: i32) -> Result<(), Error> {
     if spec_replicas(rs) == replicas {
         return Ok(());
@@ -213,7 +206,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                         .await
                     {
                         Ok(_) => {}
-                        Err(e) if matches!(status_code(&e), Some(404 | 422)) => {}
+                        Err(e) if matches!(crate::api_code(&e), Some(404 | 422)) => {}
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -233,7 +226,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                     .await
                 {
                     Ok(r) => owned.push(r),
-                    Err(e) if matches!(status_code(&e), Some(404 | 409 | 422)) => {}
+                    Err(e) if matches!(crate::api_code(&e), Some(404 | 409 | 422)) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -345,7 +338,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             .unwrap_or_default();
             match rs_api.create(&PostParams::default(), &rs).await {
                 Ok(created) => new_rs = Some(created),
-                Err(e) if status_code(&e) == Some(409) => {
+                Err(e) if crate::api_code(&e) == Some(409) => {
                     // Ours, not yet in the cache (upstream's check), or
                     // someone else's with the name: a hash collision.
                     let existing = rs_api.get_opt(&rs.name_any()).await?;
@@ -421,7 +414,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             };
             match rs_api.delete(&rs.name_any(), &params).await {
                 Ok(_) => {}
-                Err(e) if matches!(status_code(&e), Some(404 | 409)) => {}
+                Err(e) if matches!(crate::api_code(&e), Some(404 | 409)) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -469,7 +462,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             .await
         {
             Ok(_) => {}
-            Err(e) if status_code(&e) == Some(404) => return Ok(Action::await_change()),
+            Err(e) if crate::api_code(&e) == Some(404) => return Ok(Action::await_change()),
             Err(e) => return Err(e.into()),
         }
     }

@@ -115,33 +115,13 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
         }
         () = ready => {}
     }
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..WORKERS {
-        let (ctx, queue, shutdown) = (ctx.clone(), queue.clone(), shutdown.clone());
-        workers.spawn(async move {
-            while let Some(key) = queue.next(&shutdown).await {
-                let ok = match sync(&ctx, &key).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::debug!(service = %key, error = %e, "endpoints sync failed; retrying");
-                        false
-                    }
-                };
-                queue.done(&key, ok, &shutdown);
-            }
-        });
-    }
-    shutdown.cancelled().await;
+    crate::work_queue::run_workers(&queue, WORKERS, "endpoints", &shutdown, move |key| {
+        let ctx = ctx.clone();
+        async move { sync(&ctx, &key).await.map(|()| None) }
+    })
+    .await;
     feeds.abort_all();
-    while workers.join_next().await.is_some() {}
     Ok(())
-}
-
-fn code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
 }
 
 /// One sync of the Service `key` (upstream's syncService).
@@ -162,7 +142,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<(), Error> {
         }
         return match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
-            Err(e) if code(&e) == Some(404) => Ok(()),
+            Err(e) if crate::api_code(&e) == Some(404) => Ok(()),
             Err(e) => Err(e.into()),
         };
     };
@@ -216,7 +196,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<(), Error> {
             new.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
             match api.replace(name, &post, &new).await {
                 Ok(_) => Ok(()),
-                Err(e) if code(&e) == Some(404) => Ok(()),
+                Err(e) if crate::api_code(&e) == Some(404) => Ok(()),
                 Err(e) => Err(e.into()),
             }
         }
@@ -234,7 +214,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<(), Error> {
             match api.create(&post, &new).await {
                 Ok(_) => Ok(()),
                 // The namespace is being deleted.
-                Err(e) if code(&e) == Some(403) => Ok(()),
+                Err(e) if crate::api_code(&e) == Some(403) => Ok(()),
                 Err(e) => Err(e.into()),
             }
         }

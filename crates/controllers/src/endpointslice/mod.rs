@@ -214,38 +214,14 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
         }
         () = ready => {}
     }
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..WORKERS {
-        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
-        workers.spawn(async move {
-            while let Some(key) = ctx.queue.next(&shutdown).await {
-                let result = sync(&ctx, &key).await;
-                let ok = match result {
-                    Ok(Some(after)) => {
-                        ctx.queue.add_after(key.clone(), after, &shutdown);
-                        true
-                    }
-                    Ok(None) => true,
-                    Err(e) => {
-                        tracing::warn!(service = %key, error = %e, "endpointslice sync failed; retrying");
-                        false
-                    }
-                };
-                ctx.queue.done(&key, ok, &shutdown);
-            }
-        });
-    }
-    shutdown.cancelled().await;
+    let queue = ctx.queue.clone();
+    crate::work_queue::run_workers(&queue, WORKERS, "endpointslice", &shutdown, move |key| {
+        let ctx = ctx.clone();
+        async move { sync(&ctx, &key).await }
+    })
+    .await;
     feeds.abort_all();
-    while workers.join_next().await.is_some() {}
     Ok(())
-}
-
-fn code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
 }
 
 /// One sync of the Service `key`; `Some(d)`: look again after `d`.
@@ -310,7 +286,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, Error> {
                     created.metadata.resource_version.clone(),
                 ),
                 // The namespace is being deleted.
-                Err(e) if code(&e) == Some(403) => return Ok(None),
+                Err(e) if crate::api_code(&e) == Some(403) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -322,7 +298,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, Error> {
                 &updated.name_any(),
                 updated.metadata.resource_version.clone(),
             ),
-            Err(e) if code(&e) == Some(404) => {}
+            Err(e) if crate::api_code(&e) == Some(404) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -336,7 +312,7 @@ async fn sync(ctx: &Ctx, key: &str) -> Result<Option<Duration>, Error> {
         };
         match api.delete(&slice.name_any(), &params).await {
             Ok(_) => ctx.tracker.wrote(key, &slice.name_any(), None),
-            Err(e) if code(&e) == Some(404) => {}
+            Err(e) if crate::api_code(&e) == Some(404) => {}
             Err(e) => return Err(e.into()),
         }
     }
