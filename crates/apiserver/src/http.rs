@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::json;
 
@@ -73,18 +73,29 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 async fn dispatch(
     State(app): State<Arc<App>>,
     user: Option<Extension<UserInfo>>,
-    method: Method,
-    uri: Uri,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Body,
+    mut request: axum::extract::Request,
 ) -> Response {
+    // exec, attach and port-forward take over the connection.
+    let on_upgrade = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>();
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let path = uri.path().to_owned();
     let user = user
         .map(|Extension(u)| u)
         .unwrap_or_else(UserInfo::anonymous);
     let started = std::time::Instant::now();
-    let response = match serve(&app, &user, &method, &path, &query, &headers, body).await {
+    let request = Incoming {
+        method: &method,
+        path: &path,
+        query: &query,
+        raw_query: uri.query().unwrap_or(""),
+        headers: &headers,
+        on_upgrade,
+    };
+    let response = match serve(&app, &user, request, body).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
@@ -97,15 +108,31 @@ async fn dispatch(
     response
 }
 
+/// One request's head, as [`serve`] needs it.
+struct Incoming<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: &'a HashMap<String, String>,
+    /// Repeated parameters (exec's `command`) survive only here.
+    raw_query: &'a str,
+    headers: &'a HeaderMap,
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
 async fn serve(
     app: &App,
     user: &UserInfo,
-    method: &Method,
-    path: &str,
-    query: &HashMap<String, String>,
-    headers: &HeaderMap,
+    request: Incoming<'_>,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let Incoming {
+        method,
+        path,
+        query,
+        raw_query,
+        headers,
+        on_upgrade,
+    } = request;
     match path {
         "/livez" | "/healthz" => return Ok(text(StatusCode::OK, "ok")),
         "/readyz" => {
@@ -167,6 +194,12 @@ async fn serve(
             "the server could not find the requested resource",
         ));
     };
+    if crate::registry::is_pod_stream(&info) {
+        return app
+            .registry
+            .pod_stream(&info, method, query, raw_query, headers, on_upgrade)
+            .await;
+    }
     let body = read_body(body).await?;
     app.registry.handle(info, query, headers, body).await
 }

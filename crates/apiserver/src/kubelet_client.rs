@@ -1,6 +1,6 @@
 //! The API server as a client of kubelets (their HTTPS API on 10250): the
 //! one deliberate exception to "components only talk through the API", for
-//! `pods/log` (and later exec, attach, port-forward), as upstream.
+//! `pods/log`, exec, attach and port-forward, as upstream.
 //!
 //! The API server presents its own client certificate
 //! (`kube-apiserver-kubelet-client`, group `system:masters`) and verifies
@@ -93,17 +93,13 @@ impl KubeletClient {
         })
     }
 
-    /// `GET https://<host>:<port><path_and_query>`; the response's body
-    /// streams as the kubelet writes it, and ends early when `shutdown` is
-    /// cancelled. Dropping the response closes the connection.
-    pub async fn get(
+    /// TCP, TLS and the HTTP/1.1 handshake with a kubelet.
+    async fn dial(
         &self,
         host: &str,
         port: u16,
-        path_and_query: &str,
         skip_verify: bool,
-        shutdown: CancellationToken,
-    ) -> Result<http::Response<axum::body::Body>, KubeletError> {
+    ) -> Result<(String, Sender, KubeletConnection), KubeletError> {
         let addr = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
@@ -140,9 +136,41 @@ impl KubeletClient {
                 source,
             })
         };
-        let (mut sender, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        let (sender, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| KubeletError::Timeout { addr: addr.clone() })??;
+        Ok((addr, sender, connection))
+    }
+
+    /// Sends `request` and waits (bounded) for the response's headers.
+    async fn send(
+        addr: &str,
+        sender: &mut Sender,
+        request: http::Request<http_body_util::Empty<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, KubeletError> {
+        tokio::time::timeout(HEADERS_TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(|_| KubeletError::Timeout {
+                addr: addr.to_owned(),
+            })?
+            .map_err(|source| KubeletError::Http {
+                addr: addr.to_owned(),
+                source,
+            })
+    }
+
+    /// `GET https://<host>:<port><path_and_query>`; the response's body
+    /// streams as the kubelet writes it, and ends early when `shutdown` is
+    /// cancelled. Dropping the response closes the connection.
+    pub async fn get(
+        &self,
+        host: &str,
+        port: u16,
+        path_and_query: &str,
+        skip_verify: bool,
+        shutdown: CancellationToken,
+    ) -> Result<http::Response<axum::body::Body>, KubeletError> {
+        let (addr, mut sender, connection) = self.dial(host, port, skip_verify).await?;
         let connection = AbortOnDrop(tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "kubelet connection ended with an error");
@@ -151,13 +179,7 @@ impl KubeletClient {
         let request = http::Request::get(path_and_query)
             .header(http::header::HOST, &addr)
             .body(http_body_util::Empty::<Bytes>::new())?;
-        let response = tokio::time::timeout(HEADERS_TIMEOUT, sender.send_request(request))
-            .await
-            .map_err(|_| KubeletError::Timeout { addr: addr.clone() })?
-            .map_err(|source| KubeletError::Http {
-                addr: addr.clone(),
-                source,
-            })?;
+        let response = Self::send(&addr, &mut sender, request).await?;
         let (parts, body) = response.into_parts();
         // The body as a stream of data frames that keeps the connection
         // task alive as long as it is read, and stops at shutdown.
@@ -173,7 +195,41 @@ impl KubeletClient {
             axum::body::Body::from_stream(frames),
         ))
     }
+
+    /// An upgrade request (exec, attach, port-forward) with the client's
+    /// upgrade headers; on `101` the caller takes the upgraded connection
+    /// with `hyper::upgrade::on(&mut response)`.
+    pub async fn upgrade(
+        &self,
+        host: &str,
+        port: u16,
+        method: http::Method,
+        path_and_query: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<http::Response<hyper::body::Incoming>, KubeletError> {
+        let (addr, mut sender, connection) = self.dial(host, port, false).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.with_upgrades().await {
+                tracing::debug!(error = %e, "kubelet streaming connection ended with an error");
+            }
+        });
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(http::header::HOST, &addr);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let request = request.body(http_body_util::Empty::<Bytes>::new())?;
+        Self::send(&addr, &mut sender, request).await
+    }
 }
+
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>;
+type KubeletConnection = hyper::client::conn::http1::Connection<
+    TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
+    http_body_util::Empty<Bytes>,
+>;
 
 /// Aborts the connection task when the response body is dropped (the
 /// client went away): the kubelet then sees its writes fail and stops.

@@ -53,6 +53,8 @@ pub struct ApiServing {
     pub tls: server::KubeletTls,
     pub port: u16,
     pub healthz_port: u16,
+    /// Idle exec/attach/port-forward sessions are closed after this.
+    pub streaming_idle_timeout: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         );
         serving.port = api.port;
         serving.healthz_port = api.healthz_port;
+        serving.streaming_idle_timeout = api.streaming_idle_timeout;
         let stop = shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = server::serve(serving, stop).await {

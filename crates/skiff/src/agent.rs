@@ -66,6 +66,44 @@ pub struct AgentFlags {
     /// Port of the kubelet's plain-HTTP /healthz on 127.0.0.1.
     #[arg(long, default_value_t = 10248)]
     pub kubelet_healthz_port: u16,
+    /// exec/attach/port-forward sessions idle this long are closed (Go
+    /// duration syntax, as upstream: `4h`, `30m`, `1h30m`, `90s`).
+    #[arg(long, default_value = "4h", value_parser = parse_go_duration)]
+    pub streaming_connection_idle_timeout: std::time::Duration,
+}
+
+/// A Go `time.Duration` string: a sequence of numbers with units `h`, `m`,
+/// `s`, `ms` (as upstream's flags take them).
+fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {text:?} (examples: 4h, 30m, 1h30m, 90s)");
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text.trim();
+    if rest == "0" {
+        return Ok(total);
+    }
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return Err(bad()),
+        };
+        total += std::time::Duration::from_secs_f64(number * seconds);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
 }
 
 /// `skiff agent`: a node joining a cluster.
@@ -151,6 +189,7 @@ pub async fn start(
         tls,
         port: flags.kubelet_port,
         healthz_port: flags.kubelet_healthz_port,
+        streaming_idle_timeout: flags.streaming_connection_idle_timeout,
     });
     if api.is_none() {
         tracing::warn!(
@@ -277,4 +316,23 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     shutdown.cancel();
     agent.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_go_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("4h"), Ok(Duration::from_secs(4 * 3600)));
+        assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_go_duration("4 hours").is_err());
+        assert!(parse_go_duration("").is_err());
+        assert!(parse_go_duration("10").is_err());
+    }
 }

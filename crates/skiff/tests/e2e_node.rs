@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "e2e_node/streaming.rs"]
+mod streaming;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -231,6 +233,9 @@ fn a_node_runs_real_pods() {
     });
     assert_eq!(client["status"]["phase"], "Succeeded", "{client}");
     assert!(ctl.ok(&["logs", "client"]).starts_with("web-"));
+
+    // exec, cp, port-forward, attach and logs -f with each kubectl.
+    streaming::scenarios(&cluster, web_pods[0]["metadata"]["name"].as_str().unwrap());
 
     // A container that exits 1 goes CrashLoopBackOff, restarting with back-off.
     ctl.create("default", CRASH);

@@ -14,14 +14,20 @@
 //! * [`portforward`] — one (data, error) pair per forwarded connection.
 //! * [`spdy`] — SPDY/3.1 framing, header compression and sessions (also the
 //!   client side, which the tests use to play kubectl).
+//! * [`runtime`] — the client side toward a CRI runtime's streaming URLs
+//!   (SPDY/3.1 v4 and portforward), and [`relay`], which joins the two.
+//! * [`idle`] — the idle timeout of a session (4 h by default, as upstream).
 //! * [`websocket`] — the channel framing (`v4/v5.channel.k8s.io`,
 //!   `base64.channel.k8s.io`) and the byte tunnel for SPDY over WebSocket.
 //!
 //! Start with `tests/exec.rs`: each test plays kubectl against the server
 //! side over an in-memory pipe.
 
+pub mod idle;
 pub mod portforward;
+pub mod relay;
 pub mod remotecommand;
+pub mod runtime;
 pub mod spdy;
 pub mod upgrade;
 pub mod websocket;

@@ -2,6 +2,8 @@
 //! WebSocket channels) against `remotecommand::accept` over in-memory
 //! pipes, and once through a real hyper HTTP/1.1 upgrade.
 
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -637,4 +639,82 @@ async fn http_upgrade_through_hyper() {
     let status: serde_json::Value =
         serde_json::from_str(&read_all(&mut c.error).await).expect("json");
     assert_eq!(status["details"]["causes"][0]["message"], "42");
+}
+
+/// The kubelet's path: kubectl's WebSocket v5 session relayed to a runtime
+/// that speaks only SPDY v4 (containerd), exit code and all.
+#[tokio::test]
+async fn relay_websocket_v5_to_spdy_runtime() {
+    use skiff_streaming::relay;
+    use skiff_streaming::runtime::{RuntimeCommand, Streams};
+
+    let url = common::runtime_server(Operation::RemoteCommand, |up, io, query| async move {
+        assert_eq!(up.protocol, "v4.channel.k8s.io");
+        // The runtime knows the streams from its own request (the CRI
+        // ExecRequest), not from the URL.
+        assert_eq!(query, "");
+        let o = opts("stdin=true&stdout=true&stderr=true");
+        let cmd = remotecommand::accept(&up, io, &o).await.expect("accept");
+        run_process(cmd, ExitStatus::Code(3)).await;
+    })
+    .await;
+    let up = ws_upgrade("v5.channel.k8s.io, v4.channel.k8s.io");
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let o = opts("command=sh&command=-c&command=exit%203&stdin=true&stdout=true&stderr=true");
+    let kubelet = tokio::spawn(async move {
+        let cmd = remotecommand::accept(&up, a, &o).await.expect("accept");
+        let streams = Streams {
+            stdin: o.stdin,
+            stdout: o.stdout,
+            stderr: o.stderr,
+            tty: o.tty,
+        };
+        let runtime = RuntimeCommand::connect(&url, streams)
+            .await
+            .expect("runtime");
+        relay::remote_command(cmd, runtime).await;
+    });
+    let mut ws = ws_client(b).await;
+    ws.send(Message::binary(Bytes::from_static(b"\x00relayed")))
+        .await
+        .expect("send");
+    ws.send(Message::binary(Bytes::from_static(&[255, 0])))
+        .await
+        .expect("send");
+    let (got, closed) = ws_collect(&mut ws).await;
+    assert_eq!(channel(&got, 1), "RELAYED");
+    assert_eq!(channel(&got, 2), "oops\n");
+    assert_eq!(channel(&got, 3), EXIT_3);
+    assert!(closed);
+    kubelet.await.expect("kubelet");
+}
+
+/// A runtime that refuses the upgrade: a clear error, not a hang.
+#[tokio::test]
+async fn runtime_refusal_is_an_error() {
+    use skiff_streaming::runtime::{RuntimeCommand, RuntimeError, Streams};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.expect("accept");
+        let mut buf = [0u8; 1024];
+        let _ = tcp.read(&mut buf).await;
+        let _ = tcp
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 15\r\n\r\nunknown session")
+            .await;
+    });
+    let err = RuntimeCommand::connect(&format!("http://{addr}/exec/x"), Streams::default())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(&err, RuntimeError::Refused { status, body } if status.as_u16() == 404 && body == "unknown session"),
+        "{err}"
+    );
+    assert!(matches!(
+        RuntimeCommand::connect("https://127.0.0.1:1/x", Streams::default()).await,
+        Err(RuntimeError::Url(_))
+    ));
 }

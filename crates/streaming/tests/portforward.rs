@@ -2,6 +2,8 @@
 //! WebSocket binary messages (kubectl 1.31+) and WebSocket channels
 //! (`v4.channel.k8s.io`, kube-rs).
 
+mod common;
+
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -290,4 +292,33 @@ fn port_forward_negotiation() {
     );
     let err = upgrade::negotiate(Operation::PortForward, &h).expect_err("exec protocol");
     assert_eq!(err.status, http::StatusCode::FORBIDDEN);
+}
+
+/// The kubelet's path: kubectl 1.31+'s SPDY-in-WebSocket session relayed
+/// to a runtime that speaks plain SPDY (containerd): concurrent
+/// connections, a refused port's message, legacy request ids.
+#[tokio::test]
+async fn relay_tunnelled_session_to_spdy_runtime() {
+    use skiff_streaming::relay;
+    use skiff_streaming::runtime::RuntimePortForward;
+
+    let url = common::runtime_server(Operation::PortForward, |up, io, _query| async move {
+        assert_eq!(up.protocol, "portforward.k8s.io");
+        let pf = portforward::accept(&up, io, "").await.expect("accept");
+        echo_server(pf).await;
+    })
+    .await;
+    let up = ws_upgrade("SPDY/3.1+portforward.k8s.io");
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let kubelet = tokio::spawn(async move {
+        let pf = portforward::accept(&up, a, "").await.expect("accept");
+        let runtime = RuntimePortForward::connect(&url).await.expect("runtime");
+        relay::port_forward(pf, runtime).await;
+    });
+    let ws = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+    exercise(Session::client(WsTunnel::new(ws))).await;
+    tokio::time::timeout(Duration::from_secs(10), kubelet)
+        .await
+        .expect("relay ends with the client")
+        .expect("kubelet");
 }

@@ -13,6 +13,7 @@ mod managed_fields;
 mod output;
 mod patch;
 mod pod_logs;
+mod pod_stream;
 mod read;
 mod selection;
 mod services;
@@ -36,6 +37,7 @@ use crate::resources::ResourceInfo;
 use crate::status::ApiError;
 
 pub use body::{MAX_BODY_BYTES, json_response};
+pub(crate) use pod_stream::is_pod_stream;
 pub(crate) use write::Part;
 
 /// Query parameters of a request.

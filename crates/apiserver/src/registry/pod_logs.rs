@@ -287,7 +287,7 @@ pub(crate) fn kubelet_address(node: &Value) -> Option<(String, u16)> {
 }
 
 /// A kubelet's error answer, passed on with its code and text.
-fn kubelet_error(code: StatusCode, body: &[u8]) -> ApiError {
+pub(super) fn kubelet_error(code: StatusCode, body: &[u8]) -> ApiError {
     let reason = match code.as_u16() {
         400 => "BadRequest",
         401 => "Unauthorized",
@@ -314,19 +314,12 @@ fn kubelet_error(code: StatusCode, body: &[u8]) -> ApiError {
 }
 
 impl Registry {
-    pub(super) async fn pod_log(
+    /// Where the kubelet of the pod's node listens.
+    pub(super) async fn kubelet_of(
         &self,
-        t: &Target<'_>,
-        query: &Query,
-    ) -> Result<Response, ApiError> {
-        let pod = self.read_object(t).await?;
-        let name = t.name.clone().unwrap_or_default();
-        let namespace = t.namespace.clone().unwrap_or_default();
-        let options = LogOptions::parse(query, &name)?;
-        let container = choose_container(&pod, &name, options.container.as_deref())?;
-        if let Some(e) = container_status_error(&pod, &name, &container, options.previous) {
-            return Err(e);
-        }
+        pod: &Value,
+        name: &str,
+    ) -> Result<(String, u16), ApiError> {
         let node_name = pod
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
@@ -345,11 +338,27 @@ impl Registry {
                 name: Some(node_name.to_owned()),
             })
             .await?;
-        let (host, port) = kubelet_address(&node).ok_or_else(|| {
+        kubelet_address(&node).ok_or_else(|| {
             ApiError::internal(format!(
                 "node {node_name} has no address to reach its kubelet (status.addresses is empty)"
             ))
-        })?;
+        })
+    }
+
+    pub(super) async fn pod_log(
+        &self,
+        t: &Target<'_>,
+        query: &Query,
+    ) -> Result<Response, ApiError> {
+        let pod = self.read_object(t).await?;
+        let name = t.name.clone().unwrap_or_default();
+        let namespace = t.namespace.clone().unwrap_or_default();
+        let options = LogOptions::parse(query, &name)?;
+        let container = choose_container(&pod, &name, options.container.as_deref())?;
+        if let Some(e) = container_status_error(&pod, &name, &container, options.previous) {
+            return Err(e);
+        }
+        let (host, port) = self.kubelet_of(&pod, &name).await?;
         let mut path = format!("/containerLogs/{namespace}/{name}/{container}");
         if !options.params.is_empty() {
             path.push('?');

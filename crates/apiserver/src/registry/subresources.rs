@@ -132,10 +132,8 @@ impl ScaleFields {
     }
 }
 
-fn needs_kubelet(sub: &str) -> ApiError {
-    ApiError::bad_request(format!(
-        "{sub} is not available: this skiff server runs no node agent (kubelet) yet"
-    ))
+fn not_proxied(sub: &str) -> ApiError {
+    ApiError::bad_request(format!("{sub} is not supported by skiff yet"))
 }
 
 impl Registry {
@@ -165,9 +163,11 @@ impl Registry {
                 self.replace(t, query, headers, body, Part::Finalize).await
             }
             ("log", Verb::Get) => self.pod_log(t, query).await,
+            // exec, attach and portforward of pods never get here
+            // (`pod_stream`); proxy is not implemented.
             ("exec" | "attach" | "portforward" | "proxy", _) => {
                 self.read_object(t).await?;
-                Err(needs_kubelet(sub))
+                Err(not_proxied(sub))
             }
             _ => Err(ApiError::method_not_allowed(format!(
                 "{} is not supported on {}/{sub}",

@@ -1,13 +1,16 @@
 //! The kubelet's own HTTP API, as upstream: HTTPS on 10250 (mutual TLS:
 //! client certificates signed by the cluster CA) serving `/healthz` and
 //! `/containerLogs/{namespace}/{pod}/{container}` (what the API server's
-//! `pods/log` proxies to), and plain-HTTP `/healthz` on 127.0.0.1:10248.
+//! `pods/log` proxies to), `/exec`, `/attach` and `/portForward` (its
+//! `pods/exec`, `pods/attach`, `pods/portforward`; `streaming.rs`), and
+//! plain-HTTP `/healthz` on 127.0.0.1:10248.
 //!
 //! Start at [`serve`]; the log reading is in `logs.rs`, the CRI log format
 //! in `cri_log.rs`.
 
 pub mod cri_log;
 pub mod logs;
+mod streaming;
 mod tls;
 
 use std::collections::HashMap;
@@ -57,9 +60,13 @@ pub struct ServerConfig {
     pub tls: KubeletTls,
     /// Where containers' CRI logs are (`/var/log/pods`).
     pub pod_log_dir: PathBuf,
-    /// Tells whether a container still runs (`follow` ends when it stops);
-    /// `None`: nothing is considered running.
+    /// Tells whether a container still runs (`follow` ends when it stops)
+    /// and serves exec, attach and port-forward; `None`: nothing is
+    /// considered running and streaming is unavailable.
     pub cri: Option<Cri>,
+    /// exec/attach/port-forward sessions with no traffic for this long are
+    /// closed (upstream `--streaming-connection-idle-timeout`, 4 h).
+    pub streaming_idle_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -72,6 +79,7 @@ impl ServerConfig {
             tls,
             pod_log_dir,
             cri,
+            streaming_idle_timeout: skiff_streaming::idle::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -92,6 +100,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct App {
     pod_log_dir: PathBuf,
+    /// exec, attach and port-forward ask it for streaming URLs.
+    cri: Option<Cri>,
+    streaming_idle_timeout: Duration,
     running: RunningCheck,
     shutdown: CancellationToken,
 }
@@ -115,6 +126,8 @@ pub async fn serve(config: ServerConfig, shutdown: CancellationToken) -> Result<
     };
     let app = Arc::new(App {
         pod_log_dir: config.pod_log_dir,
+        cri: config.cri.clone(),
+        streaming_idle_timeout: config.streaming_idle_timeout,
         running: match config.cri {
             Some(cri) => RunningCheck::Cri(Box::new(cri)),
             None => RunningCheck::Never,
@@ -126,6 +139,30 @@ pub async fn serve(config: ServerConfig, shutdown: CancellationToken) -> Result<
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             get(container_logs),
+        )
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            get(streaming::exec).post(streaming::exec),
+        )
+        .route(
+            "/exec/{namespace}/{pod}/{uid}/{container}",
+            get(streaming::exec_with_uid).post(streaming::exec_with_uid),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            get(streaming::attach).post(streaming::attach),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{uid}/{container}",
+            get(streaming::attach_with_uid).post(streaming::attach_with_uid),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}",
+            get(streaming::port_forward_pod).post(streaming::port_forward_pod),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}/{uid}",
+            get(streaming::port_forward_with_uid).post(streaming::port_forward_with_uid),
         )
         .with_state(app);
     tracing::info!(%addr, "kubelet API listening");
@@ -260,7 +297,7 @@ async fn accept_loop(
             );
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http1().writev(false);
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer_addr, error = %e, "kubelet API: connection ended with an error");
             }

@@ -70,4 +70,9 @@ impl Peer {
     pub fn may_read_logs(&self) -> bool {
         self.groups.iter().any(|g| g == "system:masters")
     }
+
+    /// exec, attach and port-forward: the same callers as logs.
+    pub fn may_stream(&self) -> bool {
+        self.may_read_logs()
+    }
 }
