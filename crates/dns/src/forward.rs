@@ -317,4 +317,87 @@ mod tests {
         assert!(hit.answers[0].ttl() <= 30, "capped at max_ttl");
         assert!(fwd.cached(&("other.".to_owned(), RecordType::A)).is_none());
     }
+
+    /// A fake upstream on loopback: `rcode` and, for NOERROR, `x.example.`
+    /// A 127.0.0.1 (TTL 60); over UDP the answer is only the truncated
+    /// header when `truncate`, over TCP always whole.
+    async fn fake(rcode: ResponseCode, truncate: bool) -> SocketAddr {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let answer = move |request: &Message, truncated: bool| {
+            let mut m = Message::new();
+            m.set_id(request.id())
+                .set_message_type(MessageType::Response)
+                .set_response_code(rcode)
+                .add_queries(request.queries().to_vec());
+            if truncated {
+                m.set_truncated(true);
+            } else if rcode == ResponseCode::NoError {
+                m.add_answer(a(60));
+            }
+            m.to_vec().unwrap()
+        };
+        tokio::spawn(async move {
+            let mut buf = vec![0; 4096];
+            while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+                let request = Message::from_vec(&buf[..n]).unwrap();
+                let _ = udp.send_to(&answer(&request, truncate), from).await;
+            }
+        });
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = tcp.accept().await {
+                let len = s.read_u16().await.unwrap();
+                let mut buf = vec![0; usize::from(len)];
+                s.read_exact(&mut buf).await.unwrap();
+                let out = answer(&Message::from_vec(&buf).unwrap(), false);
+                s.write_all(&(out.len() as u16).to_be_bytes())
+                    .await
+                    .unwrap();
+                s.write_all(&out).await.unwrap();
+            }
+        });
+        addr
+    }
+
+    fn query() -> Query {
+        Query::query(Name::from_str("x.example.").unwrap(), RecordType::A)
+    }
+
+    #[tokio::test]
+    async fn truncated_answers_are_asked_again_over_tcp() {
+        let upstream = fake(ResponseCode::NoError, true).await;
+        let fwd = Forwarder::new(vec![upstream], Duration::from_secs(5), 30);
+        let (answer, outcome) = fwd.resolve(&query()).await.unwrap();
+        assert_eq!(outcome, CacheOutcome::Miss);
+        assert_eq!(answer.answers.len(), 1);
+        let (_, outcome) = fwd.resolve(&query()).await.unwrap();
+        assert_eq!(outcome, CacheOutcome::Hit);
+    }
+
+    #[tokio::test]
+    async fn failing_and_silent_upstreams_are_skipped() {
+        let failing = fake(ResponseCode::ServFail, false).await;
+        // bound but never answering
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let good = fake(ResponseCode::NoError, false).await;
+        let fwd = Forwarder::new(
+            vec![failing, silent.local_addr().unwrap(), good],
+            Duration::from_millis(300),
+            30,
+        );
+        let (answer, _) = fwd.resolve(&query()).await.unwrap();
+        assert_eq!(answer.rcode, ResponseCode::NoError);
+        assert_eq!(answer.answers.len(), 1);
+        let fwd = Forwarder::new(vec![failing], Duration::from_millis(300), 30);
+        assert!(matches!(
+            fwd.resolve(&query()).await,
+            Err(ForwardError::Failed(_, ResponseCode::ServFail))
+        ));
+        let fwd = Forwarder::new(vec![], Duration::from_millis(300), 30);
+        assert!(matches!(
+            fwd.resolve(&query()).await,
+            Err(ForwardError::NoUpstreams)
+        ));
+    }
 }

@@ -131,7 +131,7 @@ impl Watch {
             services.iter().map(|s| &**s),
             slices.iter().map(|s| &**s),
         );
-        tracing::debug!(
+        tracing::info!(
             services = services.len(),
             endpointslices = slices.len(),
             names = index.len(),
