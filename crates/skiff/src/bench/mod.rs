@@ -6,6 +6,7 @@ mod pod_startup;
 mod server;
 mod stats;
 mod store;
+mod streaming;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -16,6 +17,9 @@ pub enum BenchCommand {
     /// Pod start-up latency on a real node (needs root, containerd, runc,
     /// CNI plugins) and the node's memory.
     PodStartup(pod_startup::PodStartupBenchArgs),
+    /// `kubectl exec` round trips and `kubectl port-forward` throughput on
+    /// a real node (needs root).
+    Streaming(streaming::StreamingBenchArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -23,5 +27,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Store(args) => store::run(args).await,
         BenchCommand::Api(args) => api::run(args).await,
         BenchCommand::PodStartup(args) => pod_startup::run(args).await,
+        BenchCommand::Streaming(args) => streaming::run(args).await,
     }
 }

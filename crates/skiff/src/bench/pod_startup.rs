@@ -20,7 +20,7 @@ use super::server::{Server, client, rss_mb};
 use super::stats::quantile;
 
 const NAMESPACE: &str = "default";
-const LABEL: &str = "skiff-bench";
+pub(super) const LABEL: &str = "skiff-bench";
 const IMAGE: &str = "skiff.local/busybox";
 
 #[derive(clap::Args)]
@@ -228,7 +228,7 @@ async fn create(api: &Api<Pod>, name: &str) -> anyhow::Result<Instant> {
     Ok(started)
 }
 
-async fn wait_node_ready(client: &kube::Client) -> anyhow::Result<()> {
+pub(super) async fn wait_node_ready(client: &kube::Client) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -248,7 +248,7 @@ async fn wait_node_ready(client: &kube::Client) -> anyhow::Result<()> {
     }
 }
 
-async fn wait_readyz(client: &kube::Client) -> anyhow::Result<()> {
+pub(super) async fn wait_readyz(client: &kube::Client) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let request = kube::core::Request::new("").get("readyz", &Default::default());
@@ -314,7 +314,7 @@ fn processes() -> Vec<(u32, String, String)> {
         .collect()
 }
 
-fn is_root() -> bool {
+pub(super) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -456,7 +456,7 @@ async fn delete_all(api: &Api<Pod>) -> anyhow::Result<()> {
 }
 
 /// Deletes the pods (when the server answers) and stops the server.
-async fn tear_down(server: &mut Server) -> anyhow::Result<()> {
+pub(super) async fn tear_down(server: &mut Server) -> anyhow::Result<()> {
     let deleted = match client(&server.kubeconfig).await {
         Ok(client) => delete_all(&Api::namespaced(client, NAMESPACE)).await,
         Err(e) => Err(e),
