@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -107,7 +107,11 @@ async fn fake_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
                     RData::A(A(Ipv4Addr::new(192, 0, 2, 7))),
                 ));
             } else if !ours {
+                // with an SOA, so that the negative answer is cached 30 s
+                // (capped), not the 5 s default
                 response.set_response_code(ResponseCode::NXDomain);
+                let soa = SOA::new(Name::root(), Name::root(), 1, 1, 1, 1, 60);
+                response.add_name_server(Record::from_rdata(Name::root(), 60, RData::SOA(soa)));
             }
             let _ = socket.send_to(&response.to_vec().unwrap(), from).await;
         }
@@ -212,6 +216,7 @@ async fn answers_the_cluster_and_forwards_the_rest() {
     let mut config = Config::new(client.clone());
     config.listen = vec!["127.0.0.1:0".parse().unwrap()];
     config.upstreams = vec![upstream];
+    config.forward_timeout = Duration::from_secs(10);
     config.metrics_address = Some("127.0.0.1:0".parse().unwrap());
     let server = DnsServer::bind(config).await.unwrap();
     let dns = server.local_addrs()[0];
