@@ -2,6 +2,7 @@
 
 mod agent;
 mod bench;
+mod dns;
 mod images;
 mod server;
 
@@ -49,11 +50,15 @@ enum Commands {
 }
 
 fn main() -> anyhow::Result<()> {
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    // hickory-server logs every DNS query at info: quiet unless asked for.
+    let directives = if directives.contains("hickory") {
+        directives
+    } else {
+        format!("{directives},hickory_server=warn")
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

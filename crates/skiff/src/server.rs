@@ -36,6 +36,8 @@ pub struct ServerArgs {
     pub disable_agent: bool,
     #[command(flatten)]
     pub agent: crate::agent::AgentFlags,
+    #[command(flatten)]
+    pub dns: crate::dns::DnsFlags,
     /// Controllers to run (`skiff server` only), upstream-style: `*` all,
     /// `name` one, `-name` not this one.
     #[arg(long, value_delimiter = ',', default_value = "*")]
@@ -253,6 +255,26 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
     } else {
         None
     };
+    let dns = if role == Role::Server && !args.dns.disable_dns {
+        let client = client_from(Some(&kubeconfig_path)).await?;
+        let ip = args
+            .agent
+            .node_ip
+            .or(args.advertise_address)
+            .or_else(skiff_apiserver::primary_address)
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        let node = (!args.disable_agent).then(|| {
+            args.agent
+                .node_name
+                .clone()
+                .or_else(skiff_apiserver::host_name)
+                .unwrap_or_else(|| "localhost".into())
+                .to_lowercase()
+        });
+        Some(crate::dns::start(client, &args.dns, ip, node, stop_controllers.clone()).await?)
+    } else {
+        None
+    };
     let stop_agent = CancellationToken::new();
     let agent = if role == Role::Server && !args.disable_agent {
         let mut flags = args.agent.clone();
@@ -280,6 +302,13 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
             .is_err()
     {
         tracing::warn!("controllers did not stop within 5 s");
+    }
+    if let Some(dns) = dns
+        && tokio::time::timeout(std::time::Duration::from_secs(5), dns)
+            .await
+            .is_err()
+    {
+        tracing::warn!("cluster DNS did not stop within 5 s");
     }
     shutdown.cancel();
     serving.await?;

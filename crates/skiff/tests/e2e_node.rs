@@ -119,6 +119,33 @@ fn wait_ready_node(ctl: &Ctl) {
     });
 }
 
+/// Runs `command` in `pod` until its output satisfies `pred` (DNS and
+/// rules settle within seconds); returns that output.
+fn exec_until(ctl: &Ctl, pod: &str, command: &[&str], pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut args = vec!["exec", pod, "--"];
+    args.extend_from_slice(command);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let out = ctl.output(&args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() && pred(&text) {
+            return text;
+        }
+        last = text;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!(
+        "`{}` in {pod} never gave the expected output; last:\n{last}\n--- server log (tail) ---\n{}",
+        command.join(" "),
+        tail(&ctl.c.logs(), 60)
+    );
+}
+
 fn container_status(pod: &serde_json::Value) -> &serde_json::Value {
     &pod["status"]["containerStatuses"][0]
 }
@@ -235,7 +262,49 @@ fn a_node_runs_real_pods() {
     assert!(ctl.ok(&["logs", "client"]).starts_with("web-"));
 
     // exec, cp, port-forward, attach and logs -f with each kubectl.
-    streaming::scenarios(&cluster, web_pods[0]["metadata"]["name"].as_str().unwrap());
+    let web0 = web_pods[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    streaming::scenarios(&cluster, &web0);
+
+    // Cluster DNS through the kube-dns Service (10.43.0.10): a Service's
+    // name from inside a pod, its reverse record, and HTTP by name.
+    let kube_dns = ctl.get_json(&["service", "kube-dns", "-n", "kube-system"]);
+    assert_eq!(kube_dns["spec"]["clusterIP"], "10.43.0.10", "{kube_dns}");
+    let lookup = exec_until(
+        &ctl,
+        &web0,
+        &["nslookup", "web.default.svc.cluster.local"],
+        |out| out.contains(&cluster_ip),
+    );
+    assert!(
+        lookup.contains("10.43.0.10"),
+        "answered by the cluster DNS: {lookup}"
+    );
+    exec_until(&ctl, &web0, &["nslookup", &cluster_ip], |out| {
+        out.contains("web.default.svc.cluster.local")
+    });
+    exec_until(
+        &ctl,
+        &web0,
+        &[
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://web.default.svc.cluster.local/index.html",
+        ],
+        |out| out.starts_with("web-"),
+    );
+    let missing = ctl.output(&[
+        "exec",
+        &web0,
+        "--",
+        "nslookup",
+        "nope.default.svc.cluster.local",
+    ]);
+    assert!(
+        !missing.status.success(),
+        "an unknown name fails: {missing:?}"
+    );
 
     // A container that exits 1 goes CrashLoopBackOff, restarting with back-off.
     ctl.create("default", CRASH);

@@ -85,6 +85,8 @@ impl Cluster {
             .arg(self.port.to_string())
             .arg("--bind-address")
             .arg("127.0.0.1")
+            // Clusters of parallel tests must not share the DNS ports.
+            .args(["--dns-port", "0", "--dns-metrics-port", "0"])
             .args(&self.args)
             .env(
                 "RUST_LOG",

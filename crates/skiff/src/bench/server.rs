@@ -46,6 +46,7 @@ impl Server {
         command
             .args(["server", "--https-port", &port.to_string()])
             .args(["--bind-address", "127.0.0.1"])
+            .args(["--dns-port", "0", "--dns-metrics-port", "0"])
             .arg("--data-dir")
             .arg(&data);
         if agent {

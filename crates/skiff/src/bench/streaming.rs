@@ -176,7 +176,11 @@ fn measure_port_forward(args: &StreamingBenchArgs, server: &Server) -> anyhow::R
         .context("starting kubectl port-forward")?;
     let mut first = String::new();
     if let Some(stdout) = child.stdout.take() {
-        BufReader::new(stdout).read_line(&mut first)?;
+        let mut lines = BufReader::new(stdout);
+        lines.read_line(&mut first)?;
+        // kubectl prints a line per connection: keep reading, or it dies
+        // of a broken pipe.
+        std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
     }
     let result = if first.starts_with("Forwarding from") {
         best_of_three(&format!("127.0.0.1:{local}"), args.mib)
