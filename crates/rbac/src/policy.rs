@@ -121,8 +121,8 @@ struct Binding {
 type SubjectIndex = HashMap<String, HashMap<String, BTreeSet<String>>>;
 
 /// The RBAC objects of a cluster, kept up to date from watch events with
-/// [`Policy::upsert`] and [`Policy::remove`]. Cloning is cheap-ish (rules
-/// are shared), so callers can snapshot it behind an `Arc`.
+/// [`Policy::upsert`] and [`Policy::remove`]. Lookups take `&self`, so the
+/// API server can share it behind an `RwLock` (rules are `Arc`-shared on clone).
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     roles: HashMap<String, HashMap<String, Arc<[PolicyRule]>>>,
@@ -404,6 +404,17 @@ impl Policy {
             }
         }
         out
+    }
+
+    /// The rules a binding in `binding_namespace` ("" for a
+    /// ClusterRoleBinding) grants through `role_ref`, or upstream's NotFound
+    /// message when the role does not exist.
+    pub fn role_ref_rules(
+        &self,
+        role_ref: &RoleRef,
+        binding_namespace: &str,
+    ) -> Result<&[PolicyRule], String> {
+        self.resolve(role_ref, binding_namespace)
     }
 
     /// The rules a role reference grants; an unknown role grants nothing
