@@ -2,6 +2,7 @@
 //! depend on the machine, so they are printed, never asserted.
 
 mod api;
+mod dns;
 mod pod_startup;
 mod server;
 mod stats;
@@ -20,6 +21,9 @@ pub enum BenchCommand {
     /// `kubectl exec` round trips and `kubectl port-forward` throughput on
     /// a real node (needs root).
     Streaming(streaming::StreamingBenchArgs),
+    /// Cluster DNS queries/s and latency with many Services, and the DNS
+    /// server's CPU time (queries/s per core).
+    Dns(dns::DnsBenchArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -28,5 +32,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Api(args) => api::run(args).await,
         BenchCommand::PodStartup(args) => pod_startup::run(args).await,
         BenchCommand::Streaming(args) => streaming::run(args).await,
+        BenchCommand::Dns(args) => dns::run(args).await,
     }
 }
