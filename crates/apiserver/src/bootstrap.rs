@@ -51,6 +51,19 @@ pub async fn run(
     for name in NAMESPACES {
         ensure(store, &format!("/namespaces/{name}"), namespace(name)).await?;
     }
+    // Upstream's default roles and bindings (created when missing).
+    for obj in skiff_rbac::bootstrap_policy() {
+        let plural = match obj.get("kind").and_then(Value::as_str) {
+            Some("ClusterRole") => "clusterroles",
+            Some("ClusterRoleBinding") => "clusterrolebindings",
+            _ => continue,
+        };
+        let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) else {
+            continue;
+        };
+        let key = format!("/rbac.authorization.k8s.io/{plural}/{name}");
+        ensure(store, &key, obj.clone()).await?;
+    }
     // Claim the kubernetes Service's address so the allocator never hands it out.
     match store
         .create(

@@ -24,6 +24,10 @@ pub struct App {
     pub registry: Registry,
     /// `host:port` clients should use (discovery's serverAddress).
     pub server_address: String,
+    /// Bearer tokens (certificates are checked at the TLS layer).
+    pub authenticator: crate::auth::Authenticator,
+    /// RBAC (and `system:masters`), fed by `auth::authorize::follow`.
+    pub authorizer: crate::auth::authorize::Authorizer,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -83,9 +87,16 @@ async fn dispatch(
     let (parts, body) = request.into_parts();
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let path = uri.path().to_owned();
-    let user = user
-        .map(|Extension(u)| u)
-        .unwrap_or_else(UserInfo::anonymous);
+    // A certificate wins; else a bearer token; a token naming nobody is
+    // refused even where anonymous requests would pass.
+    let user = match user.map(|Extension(u)| u) {
+        Some(u) if !u.is_anonymous() => u,
+        _ => match app.authenticator.bearer(&headers) {
+            Some(Ok(u)) => u,
+            Some(Err(_)) => return ApiError::unauthorized().into_response(),
+            None => UserInfo::anonymous(),
+        },
+    };
     let started = std::time::Instant::now();
     let request = Incoming {
         method: &method,
@@ -148,6 +159,15 @@ async fn serve(
     if user.is_anonymous() {
         return Err(ApiError::unauthorized());
     }
+    let parsed = request::parse(method, path, query);
+    let user = &crate::auth::admit(
+        &app.authorizer,
+        user,
+        headers,
+        method,
+        path,
+        parsed.as_ref(),
+    )?;
     let accept = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -187,13 +207,26 @@ async fn serve(
         }
         return Ok(json_response(StatusCode::OK, &doc));
     }
-    let Some(info) = request::parse(method, path, query) else {
+    let Some(info) = parsed else {
         return Err(ApiError::new(
             404,
             "NotFound",
             "the server could not find the requested resource",
         ));
     };
+    if let Some(review) = crate::auth::reviews::Review::of(&info) {
+        let body = read_body(body).await?;
+        let answer = crate::auth::reviews::serve(
+            review,
+            &info,
+            user,
+            &app.authenticator,
+            &app.authorizer,
+            headers,
+            &body,
+        )?;
+        return Ok(json_response(StatusCode::CREATED, &answer));
+    }
     if crate::registry::is_pod_stream(&info) {
         return app
             .registry

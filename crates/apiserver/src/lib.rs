@@ -6,6 +6,7 @@
 //! code path that serves every resource in `resources.rs`).
 
 mod allocator;
+mod auth;
 mod bootstrap;
 mod crd;
 mod discovery;
@@ -48,6 +49,8 @@ pub struct Config {
     pub advertise_address: Option<IpAddr>,
     pub store: Arc<dyn Store>,
     pub ranges: Ranges,
+    /// Upstream's `--token-auth-file` (static bearer tokens).
+    pub token_auth_file: Option<PathBuf>,
 }
 
 /// Why the API server could not start.
@@ -66,11 +69,14 @@ pub enum ApiServerError {
     OpenApi(String),
     #[error("writing bootstrap objects: {0}")]
     Bootstrap(#[from] skiff_store::StoreError),
+    #[error(transparent)]
+    TokenFile(#[from] auth::token_file::TokenFileError),
 }
 
 /// A bound, bootstrapped API server, ready to [`run`](ApiServer::run).
 pub struct ApiServer {
     listener: TcpListener,
+    authenticator: auth::Authenticator,
     openapi: skiff_openapi::OpenApi,
     tls: Arc<rustls::ServerConfig>,
     kubelet: Arc<kubelet_client::KubeletClient>,
@@ -115,6 +121,7 @@ impl ApiServer {
         let names: Vec<String> = host_name().into_iter().collect();
         let pki = pki::ClusterPki::load_or_create(&config.data_dir, &ips, &names)?;
         let tls = tls::server_config(&pki)?;
+        let authenticator = auth::Authenticator::new(config.token_auth_file.as_deref())?;
         let kubelet = Arc::new(kubelet_client::KubeletClient::new(&pki)?);
         let addr = SocketAddr::new(config.bind_address, config.https_port);
         let listener = TcpListener::bind(addr)
@@ -149,6 +156,7 @@ impl ApiServer {
         .await?;
         Ok(ApiServer {
             listener,
+            authenticator,
             openapi,
             tls,
             kubelet,
@@ -192,13 +200,17 @@ impl ApiServer {
                 kubelet: self.kubelet,
             },
             server_address: self.local_addr.to_string(),
+            authenticator: self.authenticator,
+            authorizer: auth::authorize::Authorizer::default(),
         });
         crd::sync(&app).await;
         let crds = tokio::spawn(crd::run(app.clone(), shutdown.clone()));
+        let rbac = tokio::spawn(auth::authorize::follow(app.clone(), shutdown.clone()));
         tracing::info!(addr = %self.local_addr, "API server listening");
         serve::serve(self.listener, self.tls, http::router(app), shutdown).await;
         let _ = following.await;
         let _ = crds.await;
+        let _ = rbac.await;
         tracing::info!("API server stopped");
     }
 }

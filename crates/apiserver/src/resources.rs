@@ -8,7 +8,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::api::{
-    admissionregistration::v1 as admission, apps::v1 as apps, autoscaling::v1 as autoscaling1,
+    admissionregistration::v1 as admission, apps::v1 as apps, authentication::v1 as authentication,
+    authorization::v1 as authorization, autoscaling::v1 as autoscaling1,
     autoscaling::v2 as autoscaling2, batch::v1 as batch, certificates::v1 as certificates,
     coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
     events::v1 as events, networking::v1 as networking, node::v1 as node, policy::v1 as policy,
@@ -69,6 +70,25 @@ impl ResourceInfo {
             short_names: short_names.iter().map(|n| Name::Borrowed(*n)).collect(),
             categories: categories.iter().map(|n| Name::Borrowed(*n)).collect(),
             subresources,
+            ttl: None,
+            custom: None,
+        }
+    }
+
+    /// A kind that is only ever created and never stored: `bindings` and
+    /// the review APIs, whose answer is computed.
+    fn create_only<T: Resource>(namespaced: bool) -> Self {
+        ResourceInfo {
+            group: T::GROUP.into(),
+            version: T::VERSION.into(),
+            kind: T::KIND.into(),
+            list_kind: "".into(),
+            plural: T::URL_PATH_SEGMENT.into(),
+            namespaced,
+            verbs: &["create"],
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            subresources: NONE,
             ttl: None,
             custom: None,
         }
@@ -168,6 +188,14 @@ pub fn builtin() -> Vec<ResourceInfo> {
         ResourceInfo::of::<apps::StatefulSet>(&["sts"], ALL, SCALE),
         // events.k8s.io/v1
         ResourceInfo::of::<events::Event>(&["ev"], NONE, NONE),
+        // authentication.k8s.io/v1, authorization.k8s.io/v1: answers
+        // computed per request (auth/reviews.rs)
+        ResourceInfo::create_only::<authentication::SelfSubjectReview>(false),
+        ResourceInfo::create_only::<authentication::TokenReview>(false),
+        ResourceInfo::create_only::<authorization::LocalSubjectAccessReview>(true),
+        ResourceInfo::create_only::<authorization::SelfSubjectAccessReview>(false),
+        ResourceInfo::create_only::<authorization::SelfSubjectRulesReview>(false),
+        ResourceInfo::create_only::<authorization::SubjectAccessReview>(false),
         // autoscaling
         ResourceInfo::of::<autoscaling2::HorizontalPodAutoscaler>(&["hpa"], ALL, STATUS),
         ResourceInfo::of::<autoscaling1::HorizontalPodAutoscaler>(&["hpa"], ALL, STATUS),
@@ -220,23 +248,7 @@ pub fn builtin() -> Vec<ResourceInfo> {
         ResourceInfo::of::<discovery::EndpointSlice>(NONE, NONE, NONE),
     ];
     // `bindings`: create-only, the legacy way to bind a pod to a node.
-    list.insert(
-        1,
-        ResourceInfo {
-            group: "".into(),
-            version: "v1".into(),
-            kind: "Binding".into(),
-            list_kind: "".into(),
-            plural: "bindings".into(),
-            namespaced: true,
-            verbs: &["create"],
-            short_names: Vec::new(),
-            categories: Vec::new(),
-            subresources: NONE,
-            ttl: None,
-            custom: None,
-        },
-    );
+    list.insert(1, ResourceInfo::create_only::<core::Binding>(true));
     for r in &mut list {
         if r.kind == "Event" {
             r.ttl = Some(Duration::from_secs(3600));

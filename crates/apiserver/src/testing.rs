@@ -32,6 +32,7 @@ pub async fn start(dir: &std::path::Path) -> Running {
         advertise_address: None,
         store: store.clone(),
         ranges: Ranges::default(),
+        token_auth_file: None,
     })
     .await
     .expect("binding the test API server");

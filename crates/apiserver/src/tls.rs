@@ -25,6 +25,8 @@ pub enum TlsError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserInfo {
     pub name: String,
+    /// Empty for certificate users (as upstream).
+    pub uid: String,
     pub groups: Vec<String>,
 }
 
@@ -32,6 +34,7 @@ impl UserInfo {
     pub fn anonymous() -> Self {
         UserInfo {
             name: "system:anonymous".into(),
+            uid: String::new(),
             groups: vec!["system:unauthenticated".into()],
         }
     }
@@ -54,7 +57,11 @@ impl UserInfo {
             .filter_map(|o| o.as_str().ok().map(str::to_owned))
             .collect();
         groups.push("system:authenticated".into());
-        Some(UserInfo { name, groups })
+        Some(UserInfo {
+            name,
+            uid: String::new(),
+            groups,
+        })
     }
 }
 

@@ -118,6 +118,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("networking.txt", include_str!("../schema/networking.txt")),
     ("policy.txt", include_str!("../schema/policy.txt")),
     ("rbac.txt", include_str!("../schema/rbac.txt")),
+    ("auth.txt", include_str!("../schema/auth.txt")),
     ("misc.txt", include_str!("../schema/misc.txt")),
 ];
 

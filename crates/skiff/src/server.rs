@@ -34,6 +34,10 @@ pub struct ServerArgs {
     /// Run no node agent (kubelet, containerd) on this server.
     #[arg(long)]
     pub disable_agent: bool,
+    /// Static bearer tokens, upstream's CSV format:
+    /// `token,user,uid[,"group1,group2"]`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
     #[command(flatten)]
     pub agent: crate::agent::AgentFlags,
     #[command(flatten)]
@@ -225,6 +229,7 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
         advertise_address: args.advertise_address,
         store: store.clone(),
         ranges: skiff_apiserver::Ranges::default(),
+        token_auth_file: args.token_auth_file.clone(),
     })
     .await
     .context("starting the API server")?;

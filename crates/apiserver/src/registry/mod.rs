@@ -36,7 +36,7 @@ use crate::request::{RequestInfo, Verb};
 use crate::resources::ResourceInfo;
 use crate::status::ApiError;
 
-pub use body::{MAX_BODY_BYTES, json_response};
+pub use body::{MAX_BODY_BYTES, decode_object, json_response};
 pub(crate) use pod_stream::is_pod_stream;
 pub(crate) use write::Part;
 
