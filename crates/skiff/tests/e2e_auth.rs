@@ -69,6 +69,11 @@ fn tokens_rbac_reviews_and_impersonation() {
         &["create", "--validate=false", "-f", "-"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm1, namespace: default}\ndata: {a: b}\n",
     );
+    // A pod (never scheduled here: no node) to try exec on.
+    admin.ok_with_input(
+        &["create", "--validate=false", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p1, namespace: default}\nspec:\n  containers: [{name: c, image: skiff.local/busybox}]\n",
+    );
     let viewer_cfg = token_kubeconfig(files.path(), &c.kubeconfig, "viewer", Some("viewer-token"));
     let forged_cfg = token_kubeconfig(files.path(), &c.kubeconfig, "forged", Some("forged"));
     let anon_cfg = token_kubeconfig(files.path(), &c.kubeconfig, "anon", None);
@@ -92,6 +97,13 @@ fn tokens_rbac_reviews_and_impersonation() {
         );
         let (ok, _, err) = run(&viewer, &["get", "secrets"]);
         assert!(!ok && err.contains("forbidden"), "1.{minor}: {err}");
+        // exec needs create on pods/exec, which view does not grant.
+        let (ok, _, err) = run(&viewer, &["exec", "p1", "--", "true"]);
+        assert!(!ok, "1.{minor}");
+        assert!(
+            err.contains(r#"User "viewer" cannot"#) && err.contains(r#"resource "pods/exec""#),
+            "1.{minor}: {err}"
+        );
         // A user with no bindings only gets the public discovery paths.
         let (ok, _, err) = run(&nobody, &["get", "configmaps"]);
         assert!(
