@@ -19,6 +19,9 @@ use crate::request;
 use crate::status::ApiError;
 use crate::tls::UserInfo;
 
+/// Paths anyone may read, credentials or not.
+const PUBLIC_PATHS: [&str; 4] = ["/livez", "/readyz", "/healthz", "/version"];
+
 /// Shared state of all requests.
 pub struct App {
     pub registry: Registry,
@@ -93,7 +96,12 @@ async fn dispatch(
         Some(u) if !u.is_anonymous() => u,
         _ => match app.authenticator.bearer(&headers) {
             Some(Ok(u)) => u,
-            Some(Err(_)) => return ApiError::unauthorized().into_response(),
+            // Health and version need no identity: they answer whatever
+            // the token (probes often carry a stale one).
+            Some(Err(_)) if !PUBLIC_PATHS.contains(&path.as_str()) => {
+                return ApiError::unauthorized().into_response();
+            }
+            Some(Err(_)) => UserInfo::anonymous(),
             None => UserInfo::anonymous(),
         },
     };

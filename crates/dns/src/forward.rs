@@ -322,9 +322,15 @@ mod tests {
     /// A 127.0.0.1 (TTL 60); over UDP the answer is only the truncated
     /// header when `truncate`, over TCP always whole.
     async fn fake(rcode: ResponseCode, truncate: bool) -> SocketAddr {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        // UDP and TCP on one port: another test may hold the TCP side of
+        // a free UDP port, so try again on another.
+        let (udp, tcp, addr) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+                break (udp, tcp, addr);
+            }
+        };
         let answer = move |request: &Message, truncated: bool| {
             let mut m = Message::new();
             m.set_id(request.id())

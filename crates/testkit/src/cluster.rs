@@ -73,7 +73,9 @@ impl Cluster {
         let mut command = Command::new(&self.binary);
         command.arg("server");
         if !self.agent {
-            command.arg("--disable-agent");
+            // Without a node nothing can reach the cluster DNS; it would
+            // only take a port on the host's address.
+            command.args(["--disable-agent", "--disable-dns"]);
         }
         // Its own process group, so that dropping the cluster also ends the
         // containerd it started.
@@ -137,10 +139,12 @@ impl Cluster {
     /// Stops the server with SIGTERM and waits for it (graceful shutdown).
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
+        if let Some(pid) = i32::try_from(child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -162,10 +166,16 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(format!("-{}", child.id()))
-                .status();
+            // Only while the server is alive (unreaped) is its pid surely
+            // still its process group's id: pids are reused (pid_max may
+            // be 32768), and a stale group kill would hit strangers.
+            if let Ok(None) = child.try_wait()
+                && let Some(group) = i32::try_from(child.id())
+                    .ok()
+                    .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
