@@ -146,7 +146,7 @@ pub async fn serve(config: ServerConfig, shutdown: CancellationToken) -> Result<
         )
         .route(
             "/exec/{namespace}/{pod}/{uid}/{container}",
-            get(streaming::exec_with_uid).post(streaming::exec_with_uid),
+            get(streaming::exec).post(streaming::exec),
         )
         .route(
             "/attach/{namespace}/{pod}/{container}",
@@ -154,7 +154,7 @@ pub async fn serve(config: ServerConfig, shutdown: CancellationToken) -> Result<
         )
         .route(
             "/attach/{namespace}/{pod}/{uid}/{container}",
-            get(streaming::attach_with_uid).post(streaming::attach_with_uid),
+            get(streaming::attach).post(streaming::attach),
         )
         .route(
             "/portForward/{namespace}/{pod}",
@@ -162,7 +162,7 @@ pub async fn serve(config: ServerConfig, shutdown: CancellationToken) -> Result<
         )
         .route(
             "/portForward/{namespace}/{pod}/{uid}",
-            get(streaming::port_forward_with_uid).post(streaming::port_forward_with_uid),
+            get(streaming::port_forward_pod).post(streaming::port_forward_pod),
         )
         .with_state(app);
     tracing::info!(%addr, "kubelet API listening");

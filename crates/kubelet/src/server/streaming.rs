@@ -306,92 +306,43 @@ fn answer(result: Result<Response, Refusal>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// The path's parts: `namespace`, `pod`, and `uid`/`container` where the
+/// route has them.
+fn target(mut params: HashMap<String, String>) -> Target {
+    Target {
+        namespace: params.remove("namespace").unwrap_or_default(),
+        pod: params.remove("pod").unwrap_or_default(),
+        uid: params.remove("uid"),
+        container: params.remove("container"),
+    }
+}
+
+/// `/exec/{namespace}/{pod}[/{uid}]/{container}`.
 pub(super) async fn exec(
     State(app): State<Arc<App>>,
     Extension(peer): Extension<Peer>,
-    Path((namespace, pod, container)): Path<(String, String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    let target = Target {
-        namespace,
-        pod,
-        uid: None,
-        container: Some(container),
-    };
-    answer(remote_command(app, peer, target, Command::Exec, request).await)
+    answer(remote_command(app, peer, target(params), Command::Exec, request).await)
 }
 
-pub(super) async fn exec_with_uid(
-    State(app): State<Arc<App>>,
-    Extension(peer): Extension<Peer>,
-    Path((namespace, pod, uid, container)): Path<(String, String, String, String)>,
-    request: Request,
-) -> Response {
-    let target = Target {
-        namespace,
-        pod,
-        uid: Some(uid),
-        container: Some(container),
-    };
-    answer(remote_command(app, peer, target, Command::Exec, request).await)
-}
-
+/// `/attach/{namespace}/{pod}[/{uid}]/{container}`.
 pub(super) async fn attach(
     State(app): State<Arc<App>>,
     Extension(peer): Extension<Peer>,
-    Path((namespace, pod, container)): Path<(String, String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    let target = Target {
-        namespace,
-        pod,
-        uid: None,
-        container: Some(container),
-    };
-    answer(remote_command(app, peer, target, Command::Attach, request).await)
+    answer(remote_command(app, peer, target(params), Command::Attach, request).await)
 }
 
-pub(super) async fn attach_with_uid(
-    State(app): State<Arc<App>>,
-    Extension(peer): Extension<Peer>,
-    Path((namespace, pod, uid, container)): Path<(String, String, String, String)>,
-    request: Request,
-) -> Response {
-    let target = Target {
-        namespace,
-        pod,
-        uid: Some(uid),
-        container: Some(container),
-    };
-    answer(remote_command(app, peer, target, Command::Attach, request).await)
-}
-
+/// `/portForward/{namespace}/{pod}[/{uid}]`.
 pub(super) async fn port_forward_pod(
     State(app): State<Arc<App>>,
     Extension(peer): Extension<Peer>,
-    Path((namespace, pod)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    let target = Target {
-        namespace,
-        pod,
-        uid: None,
-        container: None,
-    };
-    answer(port_forward(app, peer, target, request).await)
-}
-
-pub(super) async fn port_forward_with_uid(
-    State(app): State<Arc<App>>,
-    Extension(peer): Extension<Peer>,
-    Path((namespace, pod, uid)): Path<(String, String, String)>,
-    request: Request,
-) -> Response {
-    let target = Target {
-        namespace,
-        pod,
-        uid: Some(uid),
-        container: None,
-    };
-    answer(port_forward(app, peer, target, request).await)
+    answer(port_forward(app, peer, target(params), request).await)
 }
