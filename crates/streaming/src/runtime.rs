@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::remotecommand::{ExitStatus, STREAM_TYPE_HEADER};
-use crate::spdy::{Headers, Session, SpdyStream};
+use crate::spdy::{Headers, Role, Session, SessionConfig, SpdyStream};
 use crate::upgrade::{PORT_FORWARD, STREAM_PROTOCOL_HEADER, V4};
 
 /// How long dialing the runtime and its 101 answer may take.
@@ -101,7 +101,11 @@ pub async fn connect(url: &str, protocol: &str) -> Result<Session, RuntimeError>
             return Err(RuntimeError::Refused { status, body });
         }
         let upgraded = hyper::upgrade::on(&mut response).await?;
-        Ok(Session::client(TokioIo::new(upgraded)))
+        let config = SessionConfig {
+            always_send_window_updates: false,
+            ..SessionConfig::default()
+        };
+        Ok(Session::new(TokioIo::new(upgraded), Role::Client, config))
     };
     tokio::time::timeout(CONNECT_TIMEOUT, dial)
         .await

@@ -390,3 +390,34 @@ async fn client_side_flow_control_against_server_window_updates() {
     }
     panic!("the server sent no WINDOW_UPDATE");
 }
+
+/// Toward a peer that never showed flow control (the CRI streaming
+/// servers), a session configured so sends no WINDOW_UPDATE however much
+/// it reads: such a peer would answer a late one with a TCP reset.
+#[tokio::test]
+async fn no_window_updates_to_a_peer_without_flow_control_when_so_configured() {
+    let (mut server, client) = pair(SessionConfig {
+        always_send_window_updates: false,
+        ..SessionConfig::default()
+    });
+    let mut c = client
+        .open_stream(Headers::new(), false)
+        .await
+        .expect("open");
+    let mut s = server.accept().await.expect("accept");
+    let total = 4 * DEFAULT_WINDOW as usize;
+    let w = tokio::spawn(async move {
+        s.write_all(&vec![7u8; total]).await.expect("write");
+        s.shutdown().await.expect("fin");
+        s
+    });
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).await.expect("read");
+    assert_eq!(got.len(), total);
+    let _s = w.await.expect("join");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !server.peer_flow_control(),
+        "the client sent a WINDOW_UPDATE"
+    );
+}

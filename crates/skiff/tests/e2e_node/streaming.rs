@@ -1,6 +1,6 @@
 //! exec, cp, port-forward, attach and `logs -f` through the real kubectl,
-//! API server, kubelet and containerd, for kubectl 1.27 (SPDY only), 1.30
-//! (WebSocket exec, SPDY port-forward) and 1.33 (WebSocket for both).
+//! API server, kubelet and containerd, each for kubectl 1.27 (SPDY only),
+//! 1.30 (WebSocket exec, SPDY port-forward) and 1.33 (WebSocket for both).
 
 use std::io::{Read, Write};
 use std::process::Command;
@@ -24,12 +24,11 @@ pub fn scenarios(cluster: &Cluster, pod: &str) {
         exec(&ctl, pod);
         copy(&ctl, pod, &big, scratch.path());
         port_forward(&ctl, pod);
+        port_forward_big_and_by_service(&ctl, pod, scratch.path());
         terminal(&ctl, pod);
+        attach(&ctl);
+        follow_logs(&ctl);
     }
-    let ctl = Ctl::new(cluster, 33);
-    port_forward_big_and_by_service(&ctl, pod, scratch.path());
-    attach(&ctl);
-    follow_logs(&ctl);
 }
 
 fn pseudo_random(len: usize) -> Vec<u8> {
@@ -154,7 +153,7 @@ fn port_forward_big_and_by_service(ctl: &Ctl, pod: &str, scratch: &std::path::Pa
     let _forward = start_forward(ctl, &format!("pod/{pod}"), local, 8080);
     let body = get(local, "/big");
     assert_eq!(body.len(), 50 << 20);
-    let file = scratch.join("big-forwarded");
+    let file = scratch.join(format!("big-forwarded-{}", ctl.minor));
     std::fs::write(&file, &body).unwrap();
     assert_eq!(sha256_of(&file), want, "50 MiB through port-forward intact");
     ctl.ok(&["exec", pod, "--", "rm", "/www/big"]);
@@ -287,17 +286,18 @@ spec:
 
 /// `kubectl attach -it` to a container started with stdin and a tty.
 fn attach(ctl: &Ctl) {
-    ctl.create("default", ATTACHABLE);
-    wait_json(ctl, &["pod", "attachable"], "attachable to run", |p| {
+    let name = format!("attachable-{}", ctl.minor);
+    ctl.create("default", &ATTACHABLE.replace("attachable", &name));
+    wait_json(ctl, &["pod", &name], "attachable to run", |p| {
         container_status(p)["state"]["running"].is_object()
     });
-    let line = command_line(ctl, &["attach", "-it", "attachable"]);
-    let term = Tmux::start("skiff-attach", &line, 100, 30);
+    let line = command_line(ctl, &["attach", "-it", &name]);
+    let term = Tmux::start(&format!("skiff-{name}"), &line, 100, 30);
     term.wait_for("the attach banner", |s| s.contains("pressing enter"));
     term.send("echo attached=$((40+2))");
     term.wait_for("the attached shell's output", |s| s.contains("attached=42"));
     drop(term);
-    ctl.ok(&["delete", "pod", "attachable", "--wait=false"]);
+    ctl.ok(&["delete", "pod", &name, "--wait=false"]);
 }
 
 const TICKER: &str = r#"
@@ -315,11 +315,12 @@ spec:
 /// `logs -f` shows lines written after it started and ends when the pod
 /// goes.
 fn follow_logs(ctl: &Ctl) {
-    ctl.create("default", TICKER);
-    wait_json(ctl, &["pod", "ticker"], "ticker to run", |p| {
+    let name = format!("ticker-{}", ctl.minor);
+    ctl.create("default", &TICKER.replace("ticker", &name));
+    wait_json(ctl, &["pod", &name], "ticker to run", |p| {
         container_status(p)["state"]["running"].is_object()
     });
-    let mut follow = ctl.follow(&["logs", "-f", "ticker"]);
+    let mut follow = ctl.follow(&["logs", "-f", &name]);
     let number = |line: Option<String>| -> u64 {
         let line = line.expect("a log line");
         line.trim_start_matches("tick ").trim().parse().unwrap()
@@ -333,7 +334,7 @@ fn follow_logs(ctl: &Ctl) {
         last >= first + 5,
         "new lines keep coming: {first} then {last}"
     );
-    ctl.ok(&["delete", "pod", "ticker", "--wait=false"]);
+    ctl.ok(&["delete", "pod", &name, "--wait=false"]);
     let status = follow.wait_exit(TIMEOUT);
     assert!(
         status.is_some(),

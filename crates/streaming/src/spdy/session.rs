@@ -58,6 +58,12 @@ pub struct SessionConfig {
     /// Send SETTINGS INITIAL_WINDOW_SIZE first (announces that we take
     /// part in flow control).
     pub send_settings: bool,
+    /// Send WINDOW_UPDATEs even to a peer that never showed it does flow
+    /// control (SPDY/3.1's default). Off toward CRI streaming servers: Go's
+    /// spdystream ignores them, and one arriving after it stopped reading
+    /// turns its close into a TCP reset, which drops the last output still
+    /// in our receive buffer.
+    pub always_send_window_updates: bool,
 }
 
 impl Default for SessionConfig {
@@ -66,6 +72,7 @@ impl Default for SessionConfig {
             max_buffered_per_stream: 1 << 20,
             max_queued_bytes: 256 * 1024,
             send_settings: false,
+            always_send_window_updates: true,
         }
     }
 }
@@ -502,6 +509,10 @@ impl AsyncRead for SpdyStream {
         let shared = &this.shared;
         let mut st = shared.lock();
         let closed = st.closed;
+        // See `SessionConfig::always_send_window_updates`.
+        let flow_control = shared.config.always_send_window_updates
+            || st.enforce_send_window
+            || shared.config.send_settings;
         let Some(s) = st.streams.get_mut(&this.id) else {
             return Poll::Ready(Ok(()));
         };
@@ -512,17 +523,21 @@ impl AsyncRead for SpdyStream {
                 s.recv.pop_front();
             }
             s.recv_len -= n;
-            s.recv_unacked += n as u32;
+            if flow_control {
+                s.recv_unacked += n as u32;
+            }
             let mut updates = Vec::new();
-            if s.recv_unacked >= DEFAULT_WINDOW / 2 && !s.recv_fin {
+            if flow_control && s.recv_unacked >= DEFAULT_WINDOW / 2 && !s.recv_fin {
                 updates.push(Frame::WindowUpdate {
                     stream_id: this.id,
                     delta: s.recv_unacked,
                 });
                 s.recv_unacked = 0;
             }
-            st.session_recv_unacked += n as u32;
-            if st.session_recv_unacked >= DEFAULT_WINDOW / 2 {
+            if flow_control {
+                st.session_recv_unacked += n as u32;
+            }
+            if flow_control && st.session_recv_unacked >= DEFAULT_WINDOW / 2 {
                 updates.push(Frame::WindowUpdate {
                     stream_id: 0,
                     delta: st.session_recv_unacked,
