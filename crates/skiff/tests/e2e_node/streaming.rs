@@ -334,6 +334,15 @@ fn follow_logs(ctl: &Ctl) {
         last >= first + 5,
         "new lines keep coming: {first} then {last}"
     );
+    // The other log options travel too; `deploy/NAME` picks a pod.
+    let head = ctl.ok(&[
+        "logs",
+        &name,
+        "--since-time=2020-01-01T00:00:00Z",
+        "--limit-bytes=12",
+    ]);
+    assert_eq!(head, "tick 0\ntick ", "kubectl 1.{}", ctl.minor);
+    ctl.ok(&["logs", "deploy/web", "--all-containers"]);
     ctl.ok(&["delete", "pod", &name, "--wait=false"]);
     let status = follow.wait_exit(TIMEOUT);
     assert!(
