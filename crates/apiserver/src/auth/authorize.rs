@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::http::App;
 use crate::registry::Part;
 use crate::request::{RequestInfo, Verb};
+use crate::resources::ResourceInfo;
 use crate::tls::UserInfo;
+use crate::watch_cache::ResourceCache;
 
 pub use skiff_rbac::Decision;
 
@@ -142,44 +144,51 @@ pub fn request_attributes(
     vec![base]
 }
 
-/// Reads the four RBAC resources from the cache into a new policy.
-fn rebuild(app: &App) -> Option<Policy> {
-    let registry = &app.registry;
-    let mut objects: Vec<(skiff_rbac::RbacKind, Vec<Value>)> = Vec::new();
-    for (plural, kind) in KINDS {
-        let r = registry
-            .resources
-            .find("rbac.authorization.k8s.io", "v1", plural)?;
-        let cache = registry.cache.resource(&r)?;
-        let (items, _) = registry.cache.consistent_snapshot(&cache, &r.key_prefix());
-        objects.push((kind, items.iter().map(|(_, o)| Value::clone(o)).collect()));
-    }
+/// One RBAC resource's table entry and cache.
+fn rbac_resource(app: &App, plural: &str) -> Option<(Arc<ResourceInfo>, Arc<ResourceCache>)> {
+    let r = app
+        .registry
+        .resources
+        .find("rbac.authorization.k8s.io", "v1", plural)?;
+    let cache = app.registry.cache.resource(&r)?;
+    Some((r, cache))
+}
+
+/// The stored objects of one RBAC resource.
+fn snapshot(app: &App, r: &ResourceInfo, cache: &ResourceCache) -> Vec<Value> {
+    let (items, _) = app
+        .registry
+        .cache
+        .consistent_snapshot(cache, &r.key_prefix());
+    items.iter().map(|(_, o)| Value::clone(o)).collect()
+}
+
+/// A new policy from the four RBAC resources; also returns the
+/// ClusterRoles read, for [`aggregate`].
+fn rebuild(app: &App) -> Option<(Policy, Vec<Value>)> {
     let mut policy = Policy::default();
-    for (kind, items) in &objects {
-        for o in items {
-            if let Err(e) = policy.upsert(*kind, o) {
+    let mut cluster_roles = Vec::new();
+    for (plural, kind) in KINDS {
+        let (r, cache) = rbac_resource(app, plural)?;
+        let items = snapshot(app, &r, &cache);
+        for o in &items {
+            if let Err(e) = policy.upsert(kind, o) {
                 tracing::debug!(error = %e, "skipping an RBAC object the policy cannot read");
             }
         }
+        if kind == skiff_rbac::RbacKind::ClusterRole {
+            cluster_roles = items;
+        }
     }
-    Some(policy)
+    Some((policy, cluster_roles))
 }
 
 /// Rewrites aggregated ClusterRoles whose rules fell behind.
-async fn aggregate(app: &App) {
-    let registry = &app.registry;
-    let Some(r) = registry
-        .resources
-        .find("rbac.authorization.k8s.io", "v1", "clusterroles")
-    else {
+async fn aggregate(app: &App, roles: &[Value]) {
+    let Some((r, _)) = rbac_resource(app, "clusterroles") else {
         return;
     };
-    let Some(cache) = registry.cache.resource(&r) else {
-        return;
-    };
-    let (items, _) = registry.cache.consistent_snapshot(&cache, &r.key_prefix());
-    let roles: Vec<Value> = items.iter().map(|(_, o)| Value::clone(o)).collect();
-    for (name, rules) in skiff_rbac::aggregate(&roles) {
+    for (name, rules) in skiff_rbac::aggregate(roles) {
         let Some(current) = roles
             .iter()
             .find(|o| o.pointer("/metadata/name").and_then(Value::as_str) == Some(name.as_str()))
@@ -190,7 +199,8 @@ async fn aggregate(app: &App) {
         if current.get("rules") == Some(&rules) {
             continue;
         }
-        let result = registry
+        let result = app
+            .registry
             .modify(&r, &name, Part::Main, |current| {
                 let mut updated = current.clone();
                 updated["rules"] = rules.clone();
@@ -208,13 +218,7 @@ async fn aggregate(app: &App) {
 pub async fn follow(app: Arc<App>, shutdown: CancellationToken) {
     let caches: Vec<_> = KINDS
         .iter()
-        .filter_map(|(plural, _)| {
-            let r = app
-                .registry
-                .resources
-                .find("rbac.authorization.k8s.io", "v1", plural)?;
-            app.registry.cache.resource(&r)
-        })
+        .filter_map(|(plural, _)| rbac_resource(&app, plural).map(|(_, c)| c))
         .collect();
     loop {
         let revision = app.registry.cache.revision();
@@ -222,10 +226,10 @@ pub async fn follow(app: Arc<App>, shutdown: CancellationToken) {
             .iter()
             .filter_map(|c| c.subscribe(revision).map(|s| s.live))
             .collect();
-        if let Some(policy) = rebuild(&app) {
+        if let Some((policy, cluster_roles)) = rebuild(&app) {
             app.authorizer.replace(policy);
+            aggregate(&app, &cluster_roles).await;
         }
-        aggregate(&app).await;
         let changed = async {
             if subscriptions.is_empty() {
                 std::future::pending::<()>().await;

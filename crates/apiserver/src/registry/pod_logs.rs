@@ -313,6 +313,21 @@ pub(super) fn kubelet_error(code: StatusCode, body: &[u8]) -> ApiError {
     ApiError::new(code.as_u16(), reason, message)
 }
 
+/// A kubelet's non-success answer as an error, with (the start of) its
+/// body as the message.
+pub(super) async fn kubelet_failure<B>(code: StatusCode, body: B) -> ApiError
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let bytes = http_body_util::Limited::new(body, MAX_ERROR_BYTES)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    kubelet_error(code, &bytes)
+}
+
 impl Registry {
     /// Where the kubelet of the pod's node listens.
     pub(super) async fn kubelet_of(
@@ -377,13 +392,7 @@ impl Registry {
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let (parts, body) = response.into_parts();
         if !parts.status.is_success() {
-            let limited = http_body_util::Limited::new(body, MAX_ERROR_BYTES);
-            let bytes = limited
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            return Err(kubelet_error(parts.status, &bytes));
+            return Err(kubelet_failure(parts.status, body).await);
         }
         http::Response::builder()
             .status(StatusCode::OK)

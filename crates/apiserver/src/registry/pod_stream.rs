@@ -7,12 +7,11 @@
 
 use axum::response::Response;
 use http::{HeaderMap, HeaderName, Method, StatusCode};
-use http_body_util::BodyExt;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use super::pod_logs::{choose_container, kubelet_error};
+use super::pod_logs::{choose_container, kubelet_failure};
 use super::{Query, Registry, Target};
 use crate::request::RequestInfo;
 use crate::status::ApiError;
@@ -150,13 +149,7 @@ impl Registry {
             .map_err(|e| ApiError::internal(e.to_string()))?;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             let status = response.status();
-            let limited = http_body_util::Limited::new(response.into_body(), 50_000);
-            let body = limited
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            return Err(kubelet_error(status, &body));
+            return Err(kubelet_failure(status, response.into_body()).await);
         }
         let kubelet_upgrade = hyper::upgrade::on(&mut response);
         let mut answer = http::Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
