@@ -11,6 +11,7 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod events;
 pub mod garbage_collector;
 pub mod leader_election;
 pub mod namespace;
@@ -193,82 +194,29 @@ async fn run_controllers(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let mut tasks = tokio::task::JoinSet::new();
-    for name in enabled {
-        match *name {
-            "garbage-collector-controller" => {
-                let client = config.client.clone();
-                let settings = config.garbage_collector.clone();
-                let token = shutdown.clone();
-                tasks.spawn(async move {
-                    garbage_collector::run(client, settings, token)
-                        .await
-                        .map_err(|e| Error::Controller {
-                            name: "garbage-collector-controller",
-                            message: e.to_string(),
-                        })
-                });
-            }
-            "replicaset-controller" => {
-                let client = config.client.clone();
-                let settings = config.replicaset.clone();
-                let token = shutdown.clone();
-                tasks.spawn(async move {
-                    replicaset::run(client, settings, token)
-                        .await
-                        .map_err(|e| Error::Controller {
-                            name: "replicaset-controller",
-                            message: e.to_string(),
-                        })
-                });
-            }
-            "deployment-controller" => {
-                let client = config.client.clone();
-                let settings = config.deployment.clone();
-                let token = shutdown.clone();
-                tasks.spawn(async move {
-                    deployment::run(client, settings, token)
-                        .await
-                        .map_err(|e| Error::Controller {
-                            name: "deployment-controller",
-                            message: e.to_string(),
-                        })
-                });
-            }
-            "namespace-controller" => {
-                let client = config.client.clone();
-                let token = shutdown.clone();
-                tasks.spawn(async move {
-                    namespace::run(client, token)
-                        .await
-                        .map_err(|e| Error::Controller {
-                            name: "namespace-controller",
-                            message: e.to_string(),
-                        })
-                });
-            }
-            "endpoints-controller" => {
-                let client = config.client.clone();
-                let token = shutdown.clone();
-                tasks.spawn(async move {
-                    endpoints::run(client, token)
-                        .await
-                        .map_err(|e| Error::Controller {
-                            name: "endpoints-controller",
-                            message: e.to_string(),
-                        })
-                });
-            }
+    for &name in enabled {
+        let client = config.client.clone();
+        let token = shutdown.clone();
+        match name {
+            "garbage-collector-controller" => spawn(
+                &mut tasks,
+                name,
+                garbage_collector::run(client, config.garbage_collector.clone(), token),
+            ),
+            "replicaset-controller" => spawn(
+                &mut tasks,
+                name,
+                replicaset::run(client, config.replicaset.clone(), token),
+            ),
+            "deployment-controller" => spawn(
+                &mut tasks,
+                name,
+                deployment::run(client, config.deployment.clone(), token),
+            ),
+            "namespace-controller" => spawn(&mut tasks, name, namespace::run(client, token)),
+            "endpoints-controller" => spawn(&mut tasks, name, endpoints::run(client, token)),
             "endpointslice-controller" => {
-                let client = config.client.clone();
-                let token = shutdown.clone();
-                tasks.spawn(async move {
-                    endpointslice::run(client, token)
-                        .await
-                        .map_err(|e| Error::Controller {
-                            name: "endpointslice-controller",
-                            message: e.to_string(),
-                        })
-                });
+                spawn(&mut tasks, name, endpointslice::run(client, token))
             }
             other => tracing::warn!(controller = other, "no such controller"),
         }
@@ -289,6 +237,23 @@ async fn run_controllers(
         }
     }
     result
+}
+
+/// Runs one controller as a task; its error stops the manager.
+fn spawn<F, E>(
+    tasks: &mut tokio::task::JoinSet<Result<(), Error>>,
+    name: &'static str,
+    controller: F,
+) where
+    F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    tasks.spawn(async move {
+        controller.await.map_err(|e| Error::Controller {
+            name,
+            message: e.to_string(),
+        })
+    });
 }
 
 /// The HTTP status of an API error (`None` for transport errors): how the
