@@ -258,6 +258,8 @@ async fn old_replicasets_beyond_the_history_limit_go() {
     let (stop, task) = common::start_controllers(server.client.clone());
     let ds: Api<Deployment> = Api::namespaced(server.client.clone(), "default");
     let rss: Api<ReplicaSet> = Api::namespaced(server.client.clone(), "default");
+    // History is pruned only once a rollout is complete: pods must get ready.
+    let fake = kubelet(Api::namespaced(server.client.clone(), "default"));
     let mut d = deployment("hist", 1, json!({"type": "Recreate"}));
     d.spec.as_mut().unwrap().revision_history_limit = Some(1);
     let d = ds.create(&PostParams::default(), &d).await.unwrap();
@@ -280,6 +282,222 @@ async fn old_replicasets_beyond_the_history_limit_go() {
                 .any(|rs| image(rs) == "nginx:2" && replicas(rs) == 0)
     })
     .await;
+    fake.abort();
+    stop.cancel();
+    task.await.unwrap();
+}
+
+fn condition(d: &Deployment, type_: &str) -> Option<(String, String)> {
+    d.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone().unwrap_or_default()))
+}
+
+fn pair(status: &str, reason: &str) -> Option<(String, String)> {
+    Some((status.to_owned(), reason.to_owned()))
+}
+
+#[tokio::test]
+async fn conditions_report_progress_completion_and_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = common::start_controllers(server.client.clone());
+    let ds: Api<Deployment> = Api::namespaced(server.client.clone(), "default");
+    let fake = kubelet(Api::namespaced(server.client.clone(), "default"));
+    let mut d = deployment("cond", 2, json!({}));
+    d.spec.as_mut().unwrap().progress_deadline_seconds = Some(2);
+    ds.create(&PostParams::default(), &d).await.unwrap();
+    common::eventually("complete: Available and NewReplicaSetAvailable", || async {
+        let d = ds.get("cond").await.unwrap();
+        condition(&d, "Available") == pair("True", "MinimumReplicasAvailable")
+            && condition(&d, "Progressing") == pair("True", "NewReplicaSetAvailable")
+    })
+    .await;
+    // No kubelet any more: the next rollout cannot progress.
+    fake.abort();
+    set_image(&ds, "cond", "nginx:2").await;
+    common::eventually("the rollout times out", || async {
+        let d = ds.get("cond").await.unwrap();
+        condition(&d, "Progressing") == pair("False", "ProgressDeadlineExceeded")
+    })
+    .await;
+    let d = ds.get("cond").await.unwrap();
+    let progressing = d
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert!(
+        progressing
+            .message
+            .unwrap()
+            .ends_with("has timed out progressing."),
+    );
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn resizing_mid_rollout_is_proportional() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = common::start_controllers(server.client.clone());
+    let ds: Api<Deployment> = Api::namespaced(server.client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(server.client.clone(), "default");
+    let fake = kubelet(Api::namespaced(server.client.clone(), "default"));
+    let strategy =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}});
+    let d = ds
+        .create(&PostParams::default(), &deployment("prop", 10, strategy))
+        .await
+        .unwrap();
+    common::eventually("10 available", || async {
+        let s = ds.get("prop").await.unwrap().status.unwrap_or_default();
+        s.available_replicas == Some(10)
+    })
+    .await;
+    // The new pods never get ready: the rollout stops at 8 old + 5 new
+    // (upstream's documented example).
+    fake.abort();
+    set_image(&ds, "prop", "nginx:2").await;
+    let sizes = || async {
+        let all = owned_replicasets(&rss, &d).await;
+        let of = |img: &str| all.iter().find(|rs| image(rs) == img).map_or(-1, replicas);
+        (of("nginx:1"), of("nginx:2"))
+    };
+    common::eventually("8 old and 5 new", || async { sizes().await == (8, 5) }).await;
+    let patch = json!({"spec": {"replicas": 15}});
+    ds.patch("prop", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    common::eventually("the 5 extra pods split 3:2", || async {
+        sizes().await == (11, 7)
+    })
+    .await;
+    // `kubectl describe` shows the scaling as Events.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(server.client.clone(), "default");
+    common::eventually("ScalingReplicaSet events", || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("ScalingReplicaSet")
+                    && e.message.as_deref().is_some_and(|m| {
+                        m.starts_with("Scaled up replica set prop-") && m.ends_with(" to 11 from 8")
+                    })
+            })
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn rolling_back_reuses_the_old_replicaset_and_pausing_holds_rollouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = common::start_controllers(server.client.clone());
+    let ds: Api<Deployment> = Api::namespaced(server.client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(server.client.clone(), "default");
+    let fake = kubelet(Api::namespaced(server.client.clone(), "default"));
+    let mut d = deployment("back", 2, json!({}));
+    d.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert("kubernetes.io/change-cause".into(), "first".into());
+    let d = ds.create(&PostParams::default(), &d).await.unwrap();
+    common::eventually("revision 1 complete", || async {
+        let s = ds.get("back").await.unwrap().status.unwrap_or_default();
+        s.updated_replicas == Some(2) && s.available_replicas == Some(2) && s.replicas == Some(2)
+    })
+    .await;
+    let first = owned_replicasets(&rss, &d).await.remove(0);
+    assert_eq!(
+        first
+            .annotations()
+            .get("kubernetes.io/change-cause")
+            .map(String::as_str),
+        Some("first"),
+        "the change cause is copied for `kubectl rollout history`"
+    );
+    set_image(&ds, "back", "nginx:2").await;
+    common::eventually("revision 2 complete", || async {
+        let all = owned_replicasets(&rss, &d).await;
+        all.len() == 2
+            && all
+                .iter()
+                .any(|rs| image(rs) == "nginx:2" && replicas(rs) == 2)
+            && all
+                .iter()
+                .any(|rs| image(rs) == "nginx:1" && replicas(rs) == 0)
+    })
+    .await;
+    // What `kubectl rollout undo` does: the old template goes back.
+    set_image(&ds, "back", "nginx:1").await;
+    common::eventually("the first ReplicaSet is revision 3 again", || async {
+        let rs = rss.get(&first.name_any()).await.unwrap();
+        let d = ds.get("back").await.unwrap();
+        replicas(&rs) == 2
+            && revision(&rs).as_deref() == Some("3")
+            && rs
+                .annotations()
+                .get("deployment.kubernetes.io/revision-history")
+                .map(String::as_str)
+                == Some("1")
+            && revision(&d).as_deref() == Some("3")
+    })
+    .await;
+    assert_eq!(owned_replicasets(&rss, &d).await.len(), 2);
+
+    // Paused: a template change makes no ReplicaSet, a resize still applies.
+    let patch = json!({"spec": {"paused": true}});
+    ds.patch("back", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    common::eventually("Progressing=Unknown DeploymentPaused", || async {
+        let d = ds.get("back").await.unwrap();
+        condition(&d, "Progressing") == pair("Unknown", "DeploymentPaused")
+    })
+    .await;
+    set_image(&ds, "back", "nginx:3").await;
+    let patch = json!({"spec": {"replicas": 3}});
+    ds.patch("back", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    common::eventually("resized while paused", || async {
+        replicas(&rss.get(&first.name_any()).await.unwrap()) == 3
+    })
+    .await;
+    assert!(
+        owned_replicasets(&rss, &d)
+            .await
+            .iter()
+            .all(|rs| image(rs) != "nginx:3"),
+        "a paused Deployment rolled out"
+    );
+    let patch = json!({"spec": {"paused": false}});
+    ds.patch("back", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    common::eventually("resumed: nginx:3 rolls out", || async {
+        owned_replicasets(&rss, &d)
+            .await
+            .iter()
+            .any(|rs| image(rs) == "nginx:3" && replicas(rs) == 3)
+    })
+    .await;
+    fake.abort();
     stop.cancel();
     task.await.unwrap();
 }

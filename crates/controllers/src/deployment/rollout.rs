@@ -1,13 +1,12 @@
 //! Pure rollout arithmetic of upstream's deployment controller: the pod
 //! template hash, maxSurge/maxUnavailable and the RollingUpdate steps.
 
+use k8s_openapi::api::apps::v1::DeploymentSpec;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// Label (and selector key) that tells a Deployment's ReplicaSets apart.
 pub const HASH_LABEL: &str = "pod-template-hash";
-/// Revision annotation on Deployments and their ReplicaSets.
-pub const REVISION: &str = "deployment.kubernetes.io/revision";
 
 /// fnv-1a, 32 bits (upstream hashes with fnv32a too).
 fn fnv32a(bytes: &[u8]) -> u32 {
@@ -92,6 +91,37 @@ pub fn fenceposts(
     (s, u)
 }
 
+/// Whether the Deployment rolls out with the RollingUpdate strategy (the
+/// default).
+pub fn is_rolling(spec: &DeploymentSpec) -> bool {
+    spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("Recreate")
+}
+
+/// The Deployment's (maxSurge, maxUnavailable) in pods: zero for
+/// Recreate, maxUnavailable never above `replicas` (upstream's MaxSurge
+/// and MaxUnavailable).
+pub fn limits(spec: &DeploymentSpec) -> (i32, i32) {
+    let replicas = spec.replicas.unwrap_or(1);
+    if !is_rolling(spec) {
+        return (0, 0);
+    }
+    let rolling = spec
+        .strategy
+        .as_ref()
+        .and_then(|s| s.rolling_update.as_ref());
+    let (surge, unavailable) = fenceposts(
+        rolling.and_then(|r| r.max_surge.as_ref()),
+        rolling.and_then(|r| r.max_unavailable.as_ref()),
+        replicas,
+    );
+    let unavailable = if replicas == 0 {
+        0
+    } else {
+        unavailable.min(replicas)
+    };
+    (surge, unavailable)
+}
+
 /// The new ReplicaSet's replicas during a RollingUpdate (upstream's
 /// NewRSNewReplicas): up to `replicas + maxSurge` pods in all.
 pub fn new_rs_replicas(
@@ -168,8 +198,103 @@ pub fn scale_down_old(
     out
 }
 
+/// One active ReplicaSet as proportional scaling sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Active {
+    pub spec_replicas: i32,
+    /// Its `max-replicas` annotation: the Deployment's size + surge when it
+    /// was last scaled.
+    pub max_replicas: Option<i32>,
+}
+
+/// New sizes of the active ReplicaSets (given oldest first) when a
+/// Deployment with several of them is resized mid-rollout (upstream's
+/// proportional scaling): each gets a share of the change in proportion to
+/// its size, the rounding leftover goes to the largest (newest on ties when
+/// growing, oldest when shrinking).
+pub fn proportional(
+    replicas: i32,
+    max_surge: i32,
+    deployment_status_replicas: i32,
+    sets: &[Active],
+) -> Vec<i32> {
+    let mut sizes: Vec<i32> = sets.iter().map(|s| s.spec_replicas).collect();
+    let allowed = if replicas > 0 {
+        replicas + max_surge
+    } else {
+        0
+    };
+    let to_add = allowed - sizes.iter().sum::<i32>();
+    if to_add == 0 || sets.is_empty() {
+        return sizes;
+    }
+    let mut order: Vec<usize> = (0..sets.len()).collect();
+    order.sort_by(|&a, &b| {
+        let by_size = sets[b].spec_replicas.cmp(&sets[a].spec_replicas);
+        if to_add > 0 {
+            by_size.then(b.cmp(&a))
+        } else {
+            by_size.then(a.cmp(&b))
+        }
+    });
+    let mut added = 0;
+    for &i in &order {
+        let set = &sets[i];
+        if set.spec_replicas == 0 || to_add == added {
+            continue;
+        }
+        let fraction = if replicas == 0 {
+            -set.spec_replicas
+        } else {
+            let annotated = set.max_replicas.unwrap_or(deployment_status_replicas);
+            if annotated <= 0 {
+                0
+            } else {
+                let scaled = f64::from(set.spec_replicas) * f64::from(replicas + max_surge)
+                    / f64::from(annotated);
+                // Saturating float-to-int conversion, as upstream's RoundToInt32.
+                #[allow(clippy::cast_possible_truncation)]
+                let rounded = scaled.round() as i32;
+                rounded - set.spec_replicas
+            }
+        };
+        let left = to_add - added;
+        let proportion = if to_add > 0 {
+            fraction.min(left)
+        } else {
+            fraction.max(left)
+        };
+        sizes[i] += proportion;
+        added += proportion;
+    }
+    let first = order[0];
+    sizes[first] = (sizes[first] + to_add - added).max(0);
+    sizes
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn proportional_scaling_as_upstream() {
+        // The documented example: 10 replicas, surge 3, mid-rollout with
+        // 8 old and 5 new pods; scaled to 15 the extra 5 split 3:2.
+        let sets = [
+            Active {
+                spec_replicas: 8,
+                max_replicas: Some(13),
+            },
+            Active {
+                spec_replicas: 5,
+                max_replicas: Some(13),
+            },
+        ];
+        assert_eq!(proportional(15, 3, 13, &sets), vec![11, 7]);
+        // Scaling to zero empties every set.
+        assert_eq!(proportional(0, 3, 13, &sets), vec![0, 0]);
+        // Shrinking to 5 (surge 2): 7 of 13 split proportionally.
+        assert_eq!(proportional(5, 2, 13, &sets), vec![4, 3]);
+    }
+
     use super::*;
 
     #[test]
