@@ -15,7 +15,10 @@ pub mod events;
 pub mod garbage_collector;
 pub mod leader_election;
 pub mod namespace;
+pub mod per_namespace;
 pub mod replicaset;
+pub mod root_ca_publisher;
+pub mod serviceaccount;
 pub mod work_queue;
 
 use std::time::Duration;
@@ -30,6 +33,8 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "namespace-controller",
     "endpoints-controller",
     "endpointslice-controller",
+    "serviceaccount-controller",
+    "root-ca-certificate-publisher-controller",
 ];
 
 /// Older names upstream still accepts, and the controller each stands for.
@@ -40,6 +45,11 @@ const ALIASES: &[(&str, &str)] = &[
     ("namespace", "namespace-controller"),
     ("endpoint", "endpoints-controller"),
     ("endpointslice", "endpointslice-controller"),
+    ("serviceaccount", "serviceaccount-controller"),
+    (
+        "root-ca-cert-publisher",
+        "root-ca-certificate-publisher-controller",
+    ),
 ];
 
 /// Controllers that `*` does not turn on (none yet).
@@ -66,6 +76,9 @@ pub struct Config {
     pub replicaset: replicaset::Settings,
     /// Deployment controller tuning.
     pub deployment: deployment::Settings,
+    /// The cluster CA (PEM) the root CA publisher puts in every namespace
+    /// (upstream's `--root-ca-file`); without it that controller idles.
+    pub root_ca: Option<String>,
 }
 
 impl Config {
@@ -80,6 +93,7 @@ impl Config {
             garbage_collector: garbage_collector::Settings::default(),
             replicaset: replicaset::Settings::default(),
             deployment: deployment::Settings::default(),
+            root_ca: None,
         }
     }
 }
@@ -218,6 +232,13 @@ async fn run_controllers(
             "endpointslice-controller" => {
                 spawn(&mut tasks, name, endpointslice::run(client, token))
             }
+            "serviceaccount-controller" => {
+                spawn(&mut tasks, name, serviceaccount::run(client, token));
+            }
+            "root-ca-certificate-publisher-controller" => match config.root_ca.clone() {
+                Some(ca) => spawn(&mut tasks, name, root_ca_publisher::run(client, ca, token)),
+                None => tracing::warn!("no root CA given: not publishing kube-root-ca.crt"),
+            },
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -301,6 +322,8 @@ mod tests {
                 "namespace-controller",
                 "endpoints-controller",
                 "endpointslice-controller",
+                "serviceaccount-controller",
+                "root-ca-certificate-publisher-controller",
             ])
         );
         assert_eq!(
@@ -311,6 +334,8 @@ mod tests {
                 "namespace-controller",
                 "endpoints-controller",
                 "endpointslice-controller",
+                "serviceaccount-controller",
+                "root-ca-certificate-publisher-controller",
             ])
         );
         assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));

@@ -61,6 +61,10 @@ pub struct ControllerManagerArgs {
     /// Take part in leader election (Lease kube-system/skiff-controller-manager).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
+    /// The cluster CA (PEM) to publish as `kube-root-ca.crt` in every
+    /// namespace (default: the CA of the kubeconfig).
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
 }
 
 /// `skiff scheduler`: the scheduler alone, against any API server.
@@ -93,6 +97,38 @@ pub async fn client_from(kubeconfig: Option<&std::path::Path>) -> anyhow::Result
     kube::Client::try_from(config).context("building the API client")
 }
 
+/// The CA (PEM) the kubeconfig trusts for its current cluster, if it names
+/// one.
+fn kubeconfig_ca(path: Option<&std::path::Path>) -> Option<String> {
+    use base64::Engine as _;
+    let file = match path {
+        Some(p) => kube::config::Kubeconfig::read_from(p).ok()?,
+        None => kube::config::Kubeconfig::read().ok()?,
+    };
+    let context = file.current_context.as_deref()?;
+    let cluster_name = file
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    let cluster = file
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)?
+        .cluster
+        .as_ref()?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .ok()?;
+        return String::from_utf8(pem).ok();
+    }
+    std::fs::read_to_string(cluster.certificate_authority.as_ref()?).ok()
+}
+
 /// Runs the controller manager alone until Ctrl-C.
 pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Result<()> {
     skiff_controllers::enabled_controllers(&args.controllers)?;
@@ -100,6 +136,13 @@ pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Resu
     let mut config = skiff_controllers::Config::new(client);
     config.controllers = args.controllers;
     config.leader_elect = args.leader_elect;
+    config.root_ca = match &args.root_ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --root-ca-file {}", path.display()))?,
+        ),
+        None => kubeconfig_ca(args.kubeconfig.as_deref()),
+    };
     let shutdown = CancellationToken::new();
     let mut running = tokio::spawn(skiff_controllers::run(config, shutdown.clone()));
     tokio::select! {
@@ -251,6 +294,11 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
         });
         let mut config = skiff_controllers::Config::new(client);
         config.controllers = args.controllers.clone();
+        let ca = data_dir.join("tls").join("ca.crt");
+        config.root_ca = Some(
+            std::fs::read_to_string(&ca)
+                .with_context(|| format!("reading the cluster CA {}", ca.display()))?,
+        );
         let token = stop_controllers.clone();
         Some(tokio::spawn(async move {
             if let Err(e) = skiff_controllers::run(config, token).await {

@@ -4,12 +4,16 @@
 pub use skiff_apiserver::testing::{Running, start};
 use tokio_util::sync::CancellationToken;
 
+/// What the root CA publisher publishes in these tests.
+pub const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n";
+
 /// The controller manager (leader election on, quick resync) against
 /// `client` until the returned token is cancelled.
 pub fn start_controllers(client: kube::Client) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let mut config = skiff_controllers::Config::new(client);
     config.garbage_collector.resync = std::time::Duration::from_secs(1);
     config.garbage_collector.rediscover = std::time::Duration::from_secs(2);
+    config.root_ca = Some(TEST_CA.to_owned());
     let token = CancellationToken::new();
     let task = tokio::spawn({
         let token = token.clone();
