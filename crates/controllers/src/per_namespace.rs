@@ -18,6 +18,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+/// Turns an existing object into the merge patch that puts it right.
+pub type Repair<K> = Box<dyn Fn(&K) -> Option<serde_json::Value> + Send + Sync>;
+
 /// One kind of object each namespace gets.
 pub struct Spec<K> {
     /// The object's name in every namespace.
@@ -25,7 +28,7 @@ pub struct Spec<K> {
     /// The object as it should be created (without a namespace).
     pub build: Box<dyn Fn() -> K + Send + Sync>,
     /// A merge patch that puts an existing object right, if it is wrong.
-    pub repair: Box<dyn Fn(&K) -> Option<serde_json::Value> + Send + Sync>,
+    pub repair: Repair<K>,
 }
 
 struct Ctx<K> {
