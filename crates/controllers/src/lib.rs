@@ -15,10 +15,12 @@ pub mod events;
 pub mod garbage_collector;
 pub mod leader_election;
 pub mod namespace;
+pub mod node_lifecycle;
 pub mod per_namespace;
 pub mod replicaset;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
+pub mod taint_eviction;
 pub mod work_queue;
 
 use std::time::Duration;
@@ -35,6 +37,8 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "endpointslice-controller",
     "serviceaccount-controller",
     "root-ca-certificate-publisher-controller",
+    "node-lifecycle-controller",
+    "taint-eviction-controller",
 ];
 
 /// Older names upstream still accepts, and the controller each stands for.
@@ -79,6 +83,10 @@ pub struct Config {
     /// The cluster CA (PEM) the root CA publisher puts in every namespace
     /// (upstream's `--root-ca-file`); without it that controller idles.
     pub root_ca: Option<String>,
+    /// Node lifecycle timings.
+    pub node_lifecycle: node_lifecycle::Settings,
+    /// Taint eviction timings.
+    pub taint_eviction: taint_eviction::Settings,
 }
 
 impl Config {
@@ -94,6 +102,8 @@ impl Config {
             replicaset: replicaset::Settings::default(),
             deployment: deployment::Settings::default(),
             root_ca: None,
+            node_lifecycle: node_lifecycle::Settings::default(),
+            taint_eviction: taint_eviction::Settings::default(),
         }
     }
 }
@@ -239,6 +249,16 @@ async fn run_controllers(
                 Some(ca) => spawn(&mut tasks, name, root_ca_publisher::run(client, ca, token)),
                 None => tracing::warn!("no root CA given: not publishing kube-root-ca.crt"),
             },
+            "node-lifecycle-controller" => spawn(
+                &mut tasks,
+                name,
+                node_lifecycle::run(client, config.node_lifecycle.clone(), token),
+            ),
+            "taint-eviction-controller" => spawn(
+                &mut tasks,
+                name,
+                taint_eviction::run(client, config.taint_eviction.clone(), token),
+            ),
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -324,6 +344,8 @@ mod tests {
                 "endpointslice-controller",
                 "serviceaccount-controller",
                 "root-ca-certificate-publisher-controller",
+                "node-lifecycle-controller",
+                "taint-eviction-controller",
             ])
         );
         assert_eq!(
@@ -336,6 +358,8 @@ mod tests {
                 "endpointslice-controller",
                 "serviceaccount-controller",
                 "root-ca-certificate-publisher-controller",
+                "node-lifecycle-controller",
+                "taint-eviction-controller",
             ])
         );
         assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));

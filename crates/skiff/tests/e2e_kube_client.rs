@@ -76,7 +76,11 @@ async fn list_watch_and_patch_round_trip() {
         .collect();
     assert_eq!(names, ["a", "c"]);
     let not_red = cms
-        .list(&ListParams::default().labels("team!=red"))
+        .list(
+            &ListParams::default()
+                .labels("team!=red")
+                .fields("metadata.name!=kube-root-ca.crt"),
+        )
         .await
         .unwrap();
     assert_eq!(not_red.items.len(), 1);

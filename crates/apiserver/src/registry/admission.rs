@@ -32,6 +32,9 @@ pub fn admit_create(r: &ResourceInfo, obj: &mut Value, name: &str) -> Result<(),
         }
         None => {
             defaults::apply(&r.group, &r.kind, obj);
+            if r.group.is_empty() && r.kind == "Pod" {
+                super::default_tolerations::apply(obj);
+            }
             validation::validate_create(&r.group, &r.kind, obj)
         }
     };

@@ -5,6 +5,7 @@
 mod admission;
 mod body;
 mod continue_token;
+mod default_tolerations;
 mod delete;
 mod field_validation;
 mod internal;

@@ -44,6 +44,8 @@ pub struct Reporter {
     host: HostInfo,
     runtime_version: String,
     last: Option<(Observed, Instant)>,
+    /// The Ready status we last wrote.
+    last_ready: Option<String>,
     /// Per condition type: (status, last transition).
     transitions: Vec<(String, String, Timestamp)>,
     pressure: Option<tokio::sync::watch::Receiver<super::pressure::Pressure>>,
@@ -69,6 +71,7 @@ impl Reporter {
             host: HostInfo::read(),
             runtime_version: format!("{}://{}", version.runtime_name, version.runtime_version),
             last: None,
+            last_ready: None,
             transitions: Vec::new(),
             pressure: None,
         })
@@ -139,16 +142,27 @@ impl Reporter {
                 () = shutdown.cancelled() => return,
             }
             let observed = self.observe().await;
-            let due = match &self.last {
+            let mut due = match &self.last {
                 Some((last, at)) => *last != observed || at.elapsed() >= REPORT_INTERVAL,
                 None => true,
             };
+            if !due {
+                // The node lifecycle controller may have marked us Unknown
+                // while we could not report: say we are back at once.
+                due = match self.nodes.get_opt(&self.spec.name).await {
+                    Ok(Some(node)) => ready_status(&node) != self.last_ready.as_deref(),
+                    Ok(None) | Err(_) => false,
+                };
+            }
             if !due {
                 continue;
             }
             let status = self.status(&observed);
             match self.write(&status).await {
-                Ok(_) => self.last = Some((observed, Instant::now())),
+                Ok(node) => {
+                    self.last = Some((observed, Instant::now()));
+                    self.last_ready = ready_status(&node).map(str::to_owned);
+                }
                 Err(e) => tracing::warn!(error = %e, "updating the node status"),
             }
         }
@@ -353,4 +367,15 @@ impl Reporter {
             }
         }
     }
+}
+
+/// The status of the node's Ready condition as stored.
+fn ready_status(node: &Node) -> Option<&str> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
 }
