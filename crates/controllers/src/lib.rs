@@ -15,8 +15,10 @@ pub mod events;
 pub mod garbage_collector;
 pub mod leader_election;
 pub mod namespace;
+pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod per_namespace;
+pub mod podgc;
 pub mod replicaset;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
@@ -39,6 +41,8 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "root-ca-certificate-publisher-controller",
     "node-lifecycle-controller",
     "taint-eviction-controller",
+    "node-ipam-controller",
+    "pod-garbage-collector-controller",
 ];
 
 /// Older names upstream still accepts, and the controller each stands for.
@@ -87,6 +91,10 @@ pub struct Config {
     pub node_lifecycle: node_lifecycle::Settings,
     /// Taint eviction timings.
     pub taint_eviction: taint_eviction::Settings,
+    /// The cluster CIDR nodes' pod CIDRs come from.
+    pub node_ipam: node_ipam::Settings,
+    /// Pod GC timings and threshold.
+    pub podgc: podgc::Settings,
 }
 
 impl Config {
@@ -104,6 +112,8 @@ impl Config {
             root_ca: None,
             node_lifecycle: node_lifecycle::Settings::default(),
             taint_eviction: taint_eviction::Settings::default(),
+            node_ipam: node_ipam::Settings::default(),
+            podgc: podgc::Settings::default(),
         }
     }
 }
@@ -259,6 +269,16 @@ async fn run_controllers(
                 name,
                 taint_eviction::run(client, config.taint_eviction.clone(), token),
             ),
+            "node-ipam-controller" => spawn(
+                &mut tasks,
+                name,
+                node_ipam::run(client, config.node_ipam.clone(), token),
+            ),
+            "pod-garbage-collector-controller" => spawn(
+                &mut tasks,
+                name,
+                podgc::run(client, config.podgc.clone(), token),
+            ),
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -346,6 +366,8 @@ mod tests {
                 "root-ca-certificate-publisher-controller",
                 "node-lifecycle-controller",
                 "taint-eviction-controller",
+                "node-ipam-controller",
+                "pod-garbage-collector-controller",
             ])
         );
         assert_eq!(
@@ -360,6 +382,8 @@ mod tests {
                 "root-ca-certificate-publisher-controller",
                 "node-lifecycle-controller",
                 "taint-eviction-controller",
+                "node-ipam-controller",
+                "pod-garbage-collector-controller",
             ])
         );
         assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));

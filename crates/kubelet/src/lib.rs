@@ -69,6 +69,33 @@ pub enum Error {
     Cni(std::io::Error),
 }
 
+/// The pod CIDR the node IPAM controller assigns to this node (the pod
+/// network cannot start without one); `None` if shut down first.
+async fn wait_for_pod_cidr(
+    client: &kube::Client,
+    node: &str,
+    shutdown: &CancellationToken,
+) -> Option<String> {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    tracing::info!(node, "waiting for the node IPAM controller to assign a pod CIDR");
+    loop {
+        match nodes.get_opt(node).await {
+            Ok(Some(n)) => {
+                if let Some(cidr) = n.spec.and_then(|s| s.pod_cidr) {
+                    tracing::info!(node, cidr = %cidr, "pod CIDR assigned");
+                    return Some(cidr);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "reading this node"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 /// How long to wait for the runtime's socket at start.
 const RUNTIME_WAIT: Duration = Duration::from_secs(60);
 
@@ -86,11 +113,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     .await?;
     let registered = reporter.register().await?;
     tracing::info!(node = %config.node.name, "node registered");
-    let pod_cidr = registered
+    let mut pod_cidr = registered
         .spec
         .as_ref()
         .and_then(|s| s.pod_cidr.clone())
         .or_else(|| config.node.pod_cidr.clone());
+    if pod_cidr.is_none() && config.cni_conf_dir.is_some() {
+        pod_cidr = wait_for_pod_cidr(&config.client, &config.node.name, &shutdown).await;
+    }
     if let (Some(dir), Some(cidr)) = (&config.cni_conf_dir, &pod_cidr) {
         cni::write(dir, cidr).map_err(Error::Cni)?;
         cni::enable_forwarding();
