@@ -77,7 +77,10 @@ async fn wait_for_pod_cidr(
     shutdown: &CancellationToken,
 ) -> Option<String> {
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
-    tracing::info!(node, "waiting for the node IPAM controller to assign a pod CIDR");
+    tracing::info!(
+        node,
+        "waiting for the node IPAM controller to assign a pod CIDR"
+    );
     loop {
         match nodes.get_opt(node).await {
             Ok(Some(n)) => {

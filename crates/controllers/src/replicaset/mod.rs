@@ -33,6 +33,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::EventType;
+
 /// How long an unmet expectation holds a ReplicaSet back (upstream's
 /// ExpectationsTimeout).
 pub const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -97,6 +99,7 @@ struct Ctx {
     pods: Store<Pod>,
     /// `namespace/name` → what the last sync is waiting to observe.
     expectations: Mutex<HashMap<String, Expectation>>,
+    recorder: crate::events::Recorder,
 }
 
 impl Ctx {
@@ -166,6 +169,7 @@ pub async fn run(
         client: client.clone(),
         pods: pod_cache,
         expectations: Mutex::new(HashMap::new()),
+        recorder: crate::events::Recorder::new(client.clone(), "replicaset-controller"),
     });
     let controller = Controller::new(
         Api::<ReplicaSet>::all(client.clone()),
@@ -399,8 +403,22 @@ async fn manage(
             let names: Vec<String> = results
                 .into_iter()
                 .filter_map(|r| match r {
-                    Ok(p) => Some(p.name_any()),
+                    Ok(p) => {
+                        ctx.recorder.record(
+                            rs,
+                            EventType::Normal,
+                            "SuccessfulCreate",
+                            format!("Created pod: {}", p.name_any()),
+                        );
+                        Some(p.name_any())
+                    }
                     Err(e) => {
+                        ctx.recorder.record(
+                            rs,
+                            EventType::Warning,
+                            "FailedCreate",
+                            format!("Error creating: {e}"),
+                        );
                         failed = Some(e);
                         None
                     }
@@ -434,14 +452,31 @@ async fn manage(
                 }),
                 ..DeleteParams::default()
             };
-            (uid, pod_api.delete(&p.name_any(), &params).await)
+            (
+                uid,
+                p.name_any(),
+                pod_api.delete(&p.name_any(), &params).await,
+            )
         }))
         .await;
         let mut failed = None;
-        for (uid, r) in results {
+        for (uid, name, r) in results {
             match r {
-                Ok(_) => {}
+                Ok(_) => ctx.recorder.record(
+                    rs,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {name}"),
+                ),
                 Err(e) => {
+                    if !not_found(&e) {
+                        ctx.recorder.record(
+                            rs,
+                            EventType::Warning,
+                            "FailedDelete",
+                            format!("Error deleting: {e}"),
+                        );
+                    }
                     let mut all = ctx
                         .expectations
                         .lock()
