@@ -9,6 +9,7 @@
 //! workload controllers ([`replicaset`], [`deployment`]).
 
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
@@ -43,6 +44,7 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "taint-eviction-controller",
     "node-ipam-controller",
     "pod-garbage-collector-controller",
+    "disruption-controller",
 ];
 
 /// Older names upstream still accepts, and the controller each stands for.
@@ -279,6 +281,7 @@ async fn run_controllers(
                 name,
                 podgc::run(client, config.podgc.clone(), token),
             ),
+            "disruption-controller" => spawn(&mut tasks, name, disruption::run(client, token)),
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -368,6 +371,7 @@ mod tests {
                 "taint-eviction-controller",
                 "node-ipam-controller",
                 "pod-garbage-collector-controller",
+                "disruption-controller",
             ])
         );
         assert_eq!(
@@ -384,6 +388,7 @@ mod tests {
                 "taint-eviction-controller",
                 "node-ipam-controller",
                 "pod-garbage-collector-controller",
+                "disruption-controller",
             ])
         );
         assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));

@@ -7,6 +7,7 @@ mod body;
 mod continue_token;
 mod default_tolerations;
 mod delete;
+mod eviction;
 mod field_validation;
 mod internal;
 mod list;

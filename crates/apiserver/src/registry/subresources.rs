@@ -158,7 +158,7 @@ impl Registry {
                 self.scale(t, verb, query, headers, body).await
             }
             ("binding", Verb::Create) => self.bind(t, query, headers, body).await,
-            ("eviction", Verb::Create) => self.evict(t, query).await,
+            ("eviction", Verb::Create) => self.evict(t, query, headers, body).await,
             ("finalize", Verb::Update) => {
                 self.replace(t, query, headers, body, Part::Finalize).await
             }
@@ -273,16 +273,6 @@ impl Registry {
                 Ok(next)
             })
             .await?;
-        Ok(json_response(
-            StatusCode::CREATED,
-            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-        ))
-    }
-
-    /// `pods/eviction`: a graceful delete (PodDisruptionBudgets are not
-    /// checked yet).
-    async fn evict(&self, t: &Target<'_>, query: &Query) -> Result<Response, ApiError> {
-        self.delete(t, query, Bytes::new()).await?;
         Ok(json_response(
             StatusCode::CREATED,
             &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
