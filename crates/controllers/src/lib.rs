@@ -8,14 +8,17 @@
 //! [`garbage_collector`] (ownerReferences, cascading deletion), then the
 //! workload controllers ([`replicaset`], [`deployment`]).
 
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
 pub mod garbage_collector;
+pub mod job;
 pub mod leader_election;
 pub mod namespace;
 pub mod replicaset;
+pub mod ttl_after_finished;
 pub mod work_queue;
 
 use std::time::Duration;
@@ -30,6 +33,9 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "namespace-controller",
     "endpoints-controller",
     "endpointslice-controller",
+    "job-controller",
+    "cronjob-controller",
+    "ttl-after-finished-controller",
 ];
 
 /// Older names upstream still accepts, and the controller each stands for.
@@ -40,6 +46,9 @@ const ALIASES: &[(&str, &str)] = &[
     ("namespace", "namespace-controller"),
     ("endpoint", "endpoints-controller"),
     ("endpointslice", "endpointslice-controller"),
+    ("job", "job-controller"),
+    ("cronjob", "cronjob-controller"),
+    ("ttl-after-finished", "ttl-after-finished-controller"),
 ];
 
 /// Controllers that `*` does not turn on (none yet).
@@ -66,6 +75,10 @@ pub struct Config {
     pub replicaset: replicaset::Settings,
     /// Deployment controller tuning.
     pub deployment: deployment::Settings,
+    /// Job controller tuning.
+    pub job: job::Settings,
+    /// CronJob controller tuning (and its clock).
+    pub cronjob: cronjob::Settings,
 }
 
 impl Config {
@@ -80,6 +93,8 @@ impl Config {
             garbage_collector: garbage_collector::Settings::default(),
             replicaset: replicaset::Settings::default(),
             deployment: deployment::Settings::default(),
+            job: job::Settings::default(),
+            cronjob: cronjob::Settings::default(),
         }
     }
 }
@@ -218,6 +233,19 @@ async fn run_controllers(
             "endpointslice-controller" => {
                 spawn(&mut tasks, name, endpointslice::run(client, token))
             }
+            "job-controller" => spawn(
+                &mut tasks,
+                name,
+                job::run(client, config.job.clone(), token),
+            ),
+            "cronjob-controller" => spawn(
+                &mut tasks,
+                name,
+                cronjob::run(client, config.cronjob.clone(), token),
+            ),
+            "ttl-after-finished-controller" => {
+                spawn(&mut tasks, name, ttl_after_finished::run(client, token))
+            }
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -301,6 +329,9 @@ mod tests {
                 "namespace-controller",
                 "endpoints-controller",
                 "endpointslice-controller",
+                "job-controller",
+                "cronjob-controller",
+                "ttl-after-finished-controller",
             ])
         );
         assert_eq!(
@@ -311,6 +342,9 @@ mod tests {
                 "namespace-controller",
                 "endpoints-controller",
                 "endpointslice-controller",
+                "job-controller",
+                "cronjob-controller",
+                "ttl-after-finished-controller",
             ])
         );
         assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));
