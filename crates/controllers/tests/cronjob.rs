@@ -253,6 +253,15 @@ async fn creates_a_job_per_schedule_time_with_upstream_names() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(f.job_names("tick").await.len(), 3);
     assert!(f.job_names("tick").await.contains(&name_for("tick", m9)));
+    // More than 100 missed times: still one Job, and a warning.
+    let later = f.set_clock(&cj, 9 + 150, 2);
+    common::eventually("TooManyMissedTimes", || async {
+        f.job_names("tick").await.contains(&name_for("tick", later))
+            && f.events("tick").await.iter().any(|(r, m)| {
+                r == "TooManyMissedTimes" && m.starts_with("too many missed start times: 150.")
+            })
+    })
+    .await;
     f.stop().await;
 }
 
@@ -363,16 +372,13 @@ async fn suspend_deadline_and_time_zones() {
             json!({"timeZone": "Asia/Tokyo", "schedule": "0 * * * *"}),
         )
         .await;
-    // 30 s past the minute: beyond `late`'s 10 s deadline.
+    // 30 s past the minute: beyond `late`'s 10 s deadline, so that time
+    // is not looked at any more (as upstream, without an event).
     let m1 = f.set_clock(&paused, 1, 30);
-    common::eventually("MissSchedule and UnknownTimeZone", || async {
-        f.events("late")
-            .await
-            .iter()
-            .any(|(r, _)| r == "MissSchedule")
-            && f.events("nowhere").await.iter().any(|(r, m)| {
-                r == "UnknownTimeZone" && m.starts_with("invalid timeZone: \"Mars/Olympus_Mons\"")
-            })
+    common::eventually("UnknownTimeZone", || async {
+        f.events("nowhere").await.iter().any(|(r, m)| {
+            r == "UnknownTimeZone" && m.starts_with("invalid timeZone: \"Mars/Olympus_Mons\"")
+        })
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -414,5 +420,10 @@ async fn suspend_deadline_and_time_zones() {
         .cloned()
         .unwrap();
     assert!(stamp.ends_with(":00:00+09:00"), "{stamp}");
+    // 5 s after a minute is within `late`'s deadline.
+    common::eventually("late runs within its deadline", || async {
+        f.job_names("late").await == [name_for("late", hour)]
+    })
+    .await;
     f.stop().await;
 }
