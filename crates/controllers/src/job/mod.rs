@@ -45,6 +45,9 @@ use tokio_util::sync::CancellationToken;
 use crate::events::Recorder;
 use crate::replicaset::pods::controller_of;
 
+/// The `spec.managedBy` value that names this controller.
+pub const CONTROLLER_NAME: &str = "kubernetes.io/job-controller";
+
 /// Tuning of the controller.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -232,5 +235,10 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .await
         .map_err(|_| Error::CacheStopped)?;
     let job = ctx.written.get(job);
+    // Another controller owns this Job (`spec.managedBy`).
+    let managed_by = job.spec.as_ref().and_then(|s| s.managed_by.as_deref());
+    if managed_by.is_some_and(|m| m != CONTROLLER_NAME) {
+        return Ok(Action::await_change());
+    }
     sync::sync(&ctx, &job).await
 }

@@ -274,18 +274,7 @@ pub(super) async fn sync(ctx: &Ctx, job: &Arc<Job>) -> Result<Action, Error> {
         _ => None,
     };
     if failing.is_none() {
-        let on_failure = spec
-            .template
-            .spec
-            .as_ref()
-            .and_then(|s| s.restart_policy.as_deref())
-            == Some("OnFailure");
-        let restarts: i64 = if on_failure {
-            active.iter().map(|p| jp::restarts(p)).sum()
-        } else {
-            0
-        };
-        if i64::from(failed_total) + restarts > i64::from(backoff_limit) {
+        if failed_total > backoff_limit || past_backoff_limit_on_failure(&job, &owned) {
             failing = Some((
                 "BackoffLimitExceeded".into(),
                 "Job has reached the specified backoff limit".into(),
@@ -404,6 +393,26 @@ pub(super) async fn sync(ctx: &Ctx, job: &Arc<Job>) -> Result<Action, Error> {
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
+/// With `restartPolicy: OnFailure`, container restarts in pending and
+/// running pods count as failures (upstream's pastBackoffLimitOnFailure:
+/// at least `backoffLimit` restarts, any with a limit of 0).
+fn past_backoff_limit_on_failure(job: &Job, pods: &[Arc<Pod>]) -> bool {
+    let spec = job.spec.as_ref();
+    let policy = spec.and_then(|s| s.template.spec.as_ref()?.restart_policy.as_deref());
+    if policy != Some("OnFailure") {
+        return false;
+    }
+    let restarts: i64 = pods
+        .iter()
+        .filter(|p| matches!(jp::phase(p), Some("Pending" | "Running")))
+        .map(|p| jp::restarts(p))
+        .sum();
+    match spec.and_then(|s| s.backoff_limit).unwrap_or(6) {
+        0 => restarts > 0,
+        limit => restarts >= i64::from(limit),
+    }
+}
+
 /// What the Job wants running now.
 struct Plan<'a> {
     indexed: bool,
@@ -473,8 +482,10 @@ async fn manage(
         });
     }
     if !surplus.is_empty() {
+        // Deletions take precedence: creations wait for the next sync.
         surplus.truncate(MAX_PER_SYNC);
         delete_pods(ctx, job, pod_api, key, &surplus, true).await?;
+        return Ok(None);
     }
     let missing = want
         .saturating_sub(active.len())
@@ -659,6 +670,36 @@ async fn write_status(ctx: &Ctx, job: &Job, status: JobStatus) -> Result<Job, Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restarts_count_with_restart_policy_on_failure() {
+        let job = |policy: &str, limit: i32| -> Job {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "j"},
+                "spec": {"backoffLimit": limit, "template": {"spec": {
+                    "restartPolicy": policy, "containers": [{"name": "c"}]}}},
+            }))
+            .unwrap()
+        };
+        let pod = |phase: &str, restarts: i32| -> Arc<Pod> {
+            Arc::new(
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": "p"},
+                    "status": {"phase": phase, "containerStatuses": [{"name": "c", "image": "i",
+                        "imageID": "", "ready": false, "restartCount": restarts}]},
+                }))
+                .unwrap(),
+            )
+        };
+        let pods = [pod("Running", 1), pod("Pending", 1), pod("Failed", 5)];
+        assert!(past_backoff_limit_on_failure(&job("OnFailure", 2), &pods));
+        assert!(!past_backoff_limit_on_failure(&job("OnFailure", 3), &pods));
+        assert!(!past_backoff_limit_on_failure(&job("Never", 1), &pods));
+        assert!(past_backoff_limit_on_failure(
+            &job("OnFailure", 0),
+            &pods[..1]
+        ));
+    }
 
     #[test]
     fn want_active_as_upstream() {
