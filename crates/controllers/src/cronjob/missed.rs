@@ -46,16 +46,16 @@ pub fn most_recent(
             earliest = cutoff;
         }
     }
-    let none = |missed| Unmet {
+    let none = Unmet {
         earliest,
         most_recent: None,
-        missed,
+        missed: 0,
     };
     let Some(t1) = schedule.next(earliest, tz) else {
-        return Ok(none(0));
+        return Ok(none);
     };
     if now < t1 {
-        return Ok(none(0));
+        return Ok(none);
     }
     let Some(t2) = schedule.next(t1, tz) else {
         return Ok(Unmet {
@@ -76,15 +76,18 @@ pub fn most_recent(
         return Err(InvalidSchedule);
     }
     // Upstream's approximation: schedules of the first interval's length
-    // between t1 and now, then stepped forward exactly.
+    // between t1 and now, then stepped exactly from one interval before
+    // (irregular schedules such as `30 6-16/4 * * 1-5`).
     let missed = (now.as_second() - t1.as_second()) / between + 1;
-    let mut recent = Timestamp::from_second(t1.as_second() + (missed - 1) * between).unwrap_or(t1);
-    while let Some(t) = schedule.next(recent, tz).filter(|t| *t <= now) {
-        recent = t;
+    let mut from = Timestamp::from_second(t1.as_second() + (missed - 2) * between).unwrap_or(t1);
+    let mut recent = None;
+    while let Some(t) = schedule.next(from, tz).filter(|t| *t <= now) {
+        recent = Some(t);
+        from = t;
     }
     Ok(Unmet {
         earliest,
-        most_recent: Some(recent),
+        most_recent: recent,
         missed,
     })
 }
@@ -99,7 +102,13 @@ pub fn until_next(
 ) -> Option<Duration> {
     let from = match most_recent(schedule, tz, created, last_scheduled, None, now) {
         Err(_) => now,
-        Ok(u) => u.most_recent.unwrap_or(u.earliest),
+        Ok(Unmet {
+            most_recent: Some(t),
+            ..
+        }) => t,
+        // Missed times that could not be placed: look ahead from now.
+        Ok(u) if u.missed > 0 => now,
+        Ok(u) => u.earliest,
     };
     let next = schedule.next(from, tz)?;
     let ms = next.as_millisecond() - now.as_millisecond();
@@ -162,6 +171,18 @@ mod tests {
         .unwrap();
         assert_eq!(u.most_recent, None);
         // Irregular schedules are stepped exactly.
+        let office = Schedule::parse("30 6-16/4 * * 1-5").unwrap();
+        // Last run Friday 2024-01-05 14:30; now Monday 08:00.
+        let u = most_recent(
+            &office,
+            &utc,
+            created,
+            Some(ts("2024-01-05T14:30:00Z")),
+            None,
+            ts("2024-01-08T08:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(u.most_recent, Some(ts("2024-01-08T06:30:00Z")));
         let monthly = Schedule::parse("0 0 1 * *").unwrap();
         let u = most_recent(
             &monthly,

@@ -246,10 +246,8 @@ async fn schedule_next(
             cj,
             EventType::Warning,
             "TooManyMissedTimes",
-            format!(
-                "too many missed start times: {}. Set or decrease .spec.startingDeadlineSeconds or check clock skew",
-                unmet.missed
-            ),
+            "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew"
+                .to_owned(),
         );
     }
     let Some(scheduled) = unmet.most_recent else {
