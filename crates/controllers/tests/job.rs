@@ -569,3 +569,79 @@ async fn a_restart_neither_duplicates_pods_nor_double_counts() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn adopts_matching_orphans_and_releases_pods_that_stop_matching() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = start_job_controller(server.client.clone());
+    let jobs: Api<Job> = Api::namespaced(server.client.clone(), "default");
+    let pod_api: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "orphan", "labels": {"app": "manual"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .unwrap();
+    pod_api
+        .create(&PostParams::default(), &orphan)
+        .await
+        .unwrap();
+    let manual: Job = serde_json::from_value(json!({
+        "metadata": {"name": "manual"},
+        "spec": {
+            "manualSelector": true,
+            "selector": {"matchLabels": {"app": "manual"}},
+            "completions": 2,
+            "parallelism": 2,
+            "template": {
+                "metadata": {"labels": {"app": "manual"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    }))
+    .unwrap();
+    let created = jobs.create(&PostParams::default(), &manual).await.unwrap();
+    let mine = |p: &Pod| {
+        p.owner_references()
+            .iter()
+            .any(|r| Some(&r.uid) == created.metadata.uid.as_ref() && r.controller == Some(true))
+    };
+    let labelled = || async {
+        pod_api
+            .list(&ListParams::default().labels("app=manual"))
+            .await
+            .unwrap()
+            .items
+    };
+    common::eventually("orphan adopted, one more created", || async {
+        let all = labelled().await;
+        all.len() == 2 && all.iter().all(|p| mine(p))
+    })
+    .await;
+    let adopted = pod_api.get("orphan").await.unwrap();
+    assert!(adopted.finalizers().iter().any(|f| f == FINALIZER));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        labelled().await.len(),
+        2,
+        "the orphan counts as one of the two"
+    );
+
+    // Relabelled: released (reference and finalizer dropped) and replaced.
+    pod_api
+        .patch(
+            "orphan",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"app": "elsewhere"}}})),
+        )
+        .await
+        .unwrap();
+    common::eventually("released and replaced", || async {
+        let p = pod_api.get("orphan").await.unwrap();
+        let all = labelled().await;
+        !mine(&p) && p.finalizers().is_empty() && all.len() == 2 && all.iter().all(|p| mine(p))
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+}

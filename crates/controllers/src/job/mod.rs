@@ -20,6 +20,7 @@
 //!   `Suspended`; resuming resets `startTime`.
 
 pub mod backoff;
+pub mod claim;
 pub mod conditions;
 pub mod expectations;
 pub mod failure_policy;
@@ -43,7 +44,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::Recorder;
-use crate::replicaset::pods::controller_of;
+use crate::replicaset::pods::{controller_of, selector_matches};
 
 /// The `spec.managedBy` value that names this controller.
 pub const CONTROLLER_NAME: &str = "kubernetes.io/job-controller";
@@ -107,6 +108,7 @@ pub async fn run(
         expectations: expectations::Expectations::default(),
         written: newest::Newest::default(),
     });
+    let jobs = ctx.jobs.clone();
     let observer = ctx.clone();
     let pod_events = watcher(Api::<Pod>::all(client), watcher::Config::default())
         .default_backoff()
@@ -117,7 +119,7 @@ pub async fn run(
         .reflect(writer)
         .touched_objects();
     controller
-        .watches_stream(pod_events, |pod: Pod| job_of(&pod))
+        .watches_stream(pod_events, move |pod: Pod| jobs_for(&pod, &jobs))
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)
@@ -135,6 +137,26 @@ fn job_of(pod: &Pod) -> Option<ObjectRef<Job>> {
     let owner = controller_of(&pod.metadata)?;
     (owner.kind == "Job" && owner.api_version == "batch/v1")
         .then(|| ObjectRef::new(&owner.name).within(&pod.namespace().unwrap_or_default()))
+}
+
+/// The Jobs a pod event concerns: its controller if that is a Job, else
+/// (an orphan) every Job in its namespace whose selector matches it.
+fn jobs_for(pod: &Pod, jobs: &Store<Job>) -> Vec<ObjectRef<Job>> {
+    if controller_of(&pod.metadata).is_some() {
+        return job_of(pod).into_iter().collect();
+    }
+    let ns = pod.namespace().unwrap_or_default();
+    jobs.state()
+        .iter()
+        .filter(|j| j.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .filter(|j| {
+            j.spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .is_some_and(|sel| selector_matches(sel, pod.metadata.labels.as_ref()))
+        })
+        .map(|j| ObjectRef::from_obj(j.as_ref()))
+        .collect()
 }
 
 impl Ctx {

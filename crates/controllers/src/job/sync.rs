@@ -17,7 +17,7 @@ use kube::{Api, ResourceExt};
 use super::conditions::{self as cond, ensure, true_condition};
 use super::failure_policy::{self, Verdict};
 use super::pods::{self as jp, has_tracking_finalizer};
-use super::{Ctx, Error, backoff, indexes, remove_finalizer};
+use super::{Ctx, Error, backoff, claim, indexes, remove_finalizer};
 use crate::events::EventType;
 use crate::replicaset::pods::{controller_of, is_active, is_ready, pods_to_delete};
 
@@ -47,13 +47,21 @@ pub(super) async fn sync(ctx: &Ctx, job: &Arc<Job>) -> Result<Action, Error> {
     let ns = job.namespace().unwrap_or_default();
     let uid = job.uid().unwrap_or_default();
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let owned: Vec<Arc<Pod>> = ctx
+    let in_namespace: Vec<Arc<Pod>> = ctx
         .pods
         .state()
         .into_iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|p| controller_of(&p.metadata).is_some_and(|o| o.uid == uid))
+        .filter(|p| controller_of(&p.metadata).is_none_or(|o| o.uid == uid))
         .collect();
+    let owned = claim::claim(
+        &ctx.client,
+        &pod_api,
+        job,
+        &controller_ref(job),
+        in_namespace,
+    )
+    .await?;
     let unfinalized = ctx.expectations.unfinalized(&ctx.pods);
 
     // A finished or deleted Job no longer counts anything: let its pods go.
