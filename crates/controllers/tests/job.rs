@@ -645,3 +645,108 @@ async fn adopts_matching_orphans_and_releases_pods_that_stop_matching() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn uncounted_pods_left_by_a_crash_are_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = start_job_controller(server.client.clone());
+    let jobs: Api<Job> = Api::namespaced(server.client.clone(), "default");
+    let pod_api: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job("crash", json!({"completions": 2, "parallelism": 2})),
+    )
+    .await
+    .unwrap();
+    common::eventually("2 pods", || async {
+        active(&pod_api, "crash").await.len() == 2
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+    // As if the controller died between recording a finished pod in
+    // uncountedTerminatedPods and removing its finalizer.
+    let first = active(&pod_api, "crash").await.remove(0);
+    finish(&pod_api, &first.name_any(), "Succeeded", 0).await;
+    jobs.patch_status(
+        "crash",
+        &PatchParams::default(),
+        &Patch::Merge(
+            &json!({"status": {"uncountedTerminatedPods": {"succeeded": [first.uid()]}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let (stop, task) = start_job_controller(server.client.clone());
+    common::eventually("counted once", || async {
+        let j = jobs.get("crash").await.unwrap();
+        let uncounted = j
+            .status
+            .clone()
+            .unwrap()
+            .uncounted_terminated_pods
+            .unwrap_or_default();
+        counts(&j) == (1, 1, 0) && uncounted.succeeded.unwrap_or_default().is_empty()
+    })
+    .await;
+    assert!(
+        pod_api
+            .get(&first.name_any())
+            .await
+            .unwrap()
+            .finalizers()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(counts(&jobs.get("crash").await.unwrap()), (1, 1, 0));
+    assert_eq!(pods(&pod_api, "crash").await.len(), 2);
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn deleting_a_job_lets_its_pods_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let mut config = skiff_controllers::Config::new(server.client.clone());
+    config.controllers = ["job", "garbagecollector"].map(str::to_owned).to_vec();
+    config.leader_elect = false;
+    config.garbage_collector.resync = Duration::from_secs(1);
+    config.garbage_collector.rediscover = Duration::from_secs(2);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move { skiff_controllers::run(config, stop).await.unwrap() }
+    });
+    let jobs: Api<Job> = Api::namespaced(server.client.clone(), "default");
+    let pod_api: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    for name in ["background", "foreground"] {
+        jobs.create(
+            &PostParams::default(),
+            &job(name, json!({"parallelism": 2})),
+        )
+        .await
+        .unwrap();
+        common::eventually("2 pods", || async {
+            active(&pod_api, name).await.len() == 2
+        })
+        .await;
+    }
+    // Running pods hold the tracking finalizer; the controller releases it
+    // when their Job is gone (background) or being deleted (foreground).
+    jobs.delete("background", &kube::api::DeleteParams::background())
+        .await
+        .unwrap();
+    jobs.delete("foreground", &kube::api::DeleteParams::foreground())
+        .await
+        .unwrap();
+    for name in ["background", "foreground"] {
+        common::eventually("pods and job gone", || async {
+            pods(&pod_api, name).await.is_empty() && jobs.get_opt(name).await.unwrap().is_none()
+        })
+        .await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+}
