@@ -615,7 +615,7 @@ async fn adopts_matching_orphans_and_releases_pods_that_stop_matching() {
     };
     common::eventually("orphan adopted, one more created", || async {
         let all = labelled().await;
-        all.len() == 2 && all.iter().all(|p| mine(p))
+        all.len() == 2 && all.iter().all(&mine)
     })
     .await;
     let adopted = pod_api.get("orphan").await.unwrap();
@@ -639,7 +639,7 @@ async fn adopts_matching_orphans_and_releases_pods_that_stop_matching() {
     common::eventually("released and replaced", || async {
         let p = pod_api.get("orphan").await.unwrap();
         let all = labelled().await;
-        !mine(&p) && p.finalizers().is_empty() && all.len() == 2 && all.iter().all(|p| mine(p))
+        !mine(&p) && p.finalizers().is_empty() && all.len() == 2 && all.iter().all(&mine)
     })
     .await;
     stop.cancel();
