@@ -750,3 +750,86 @@ async fn deleting_a_job_lets_its_pods_go() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn without_completions_the_first_success_ends_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = start_job_controller(server.client.clone());
+    let jobs: Api<Job> = Api::namespaced(server.client.clone(), "default");
+    let pod_api: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    // The API server defaults completions only when parallelism is unset too.
+    jobs.create(
+        &PostParams::default(),
+        &job("queue", json!({"parallelism": 3})),
+    )
+    .await
+    .unwrap();
+    common::eventually("3 pods", || async {
+        active(&pod_api, "queue").await.len() == 3
+    })
+    .await;
+    let workers = active(&pod_api, "queue").await;
+    finish(&pod_api, &workers[0].name_any(), "Succeeded", 0).await;
+    common::eventually("one succeeded, the rest keep running", || async {
+        counts(&jobs.get("queue").await.unwrap()) == (2, 1, 0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pods(&pod_api, "queue").await.len(), 3, "no new workers");
+    // A failure after a success is not replaced; the job ends once all end.
+    finish(&pod_api, &workers[1].name_any(), "Failed", 1).await;
+    finish(&pod_api, &workers[2].name_any(), "Succeeded", 0).await;
+    common::eventually("Complete", || async {
+        condition(&jobs.get("queue").await.unwrap(), "Complete").is_some()
+    })
+    .await;
+    assert_eq!(counts(&jobs.get("queue").await.unwrap()), (0, 2, 1));
+    assert_eq!(pods(&pod_api, "queue").await.len(), 3);
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn pod_replacement_policy_failed_waits_for_terminating_pods() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = start_job_controller(server.client.clone());
+    let jobs: Api<Job> = Api::namespaced(server.client.clone(), "default");
+    let pod_api: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job("patient", json!({"podReplacementPolicy": "Failed"})),
+    )
+    .await
+    .unwrap();
+    common::eventually("a pod", || async {
+        active(&pod_api, "patient").await.len() == 1
+    })
+    .await;
+    let first = active(&pod_api, "patient").await.remove(0);
+    pod_api
+        .delete(&first.name_any(), &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    common::eventually("terminating 1", || async {
+        let j = jobs.get("patient").await.unwrap();
+        j.status.unwrap_or_default().terminating == Some(1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        pods(&pod_api, "patient").await.len(),
+        1,
+        "not replaced while terminating"
+    );
+    // Once the kubelet reports it Failed, it counts and is replaced.
+    finish(&pod_api, &first.name_any(), "Failed", 137).await;
+    common::eventually("replaced", || async {
+        let j = jobs.get("patient").await.unwrap();
+        counts(&j) == (1, 0, 1) && active(&pod_api, "patient").await.len() == 1
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+}
