@@ -7,7 +7,7 @@
 //!   recorded in `status.uncountedTerminatedPods` (or, Indexed, in
 //!   `completedIndexes`), then its finalizer is removed, then it moves to
 //!   the `succeeded`/`failed` counters — so a restart at any point neither
-//!   loses nor double-counts a pod ([`sync`]).
+//!   loses nor double-counts a pod (`tracking.rs`).
 //! * Non-indexed: `min(parallelism, completions - succeeded)` active pods;
 //!   Indexed: one pod per pending index (annotation and label
 //!   `batch.kubernetes.io/job-completion-index`, hostname `<job>-<index>`).
@@ -25,9 +25,12 @@ pub mod conditions;
 pub mod expectations;
 pub mod failure_policy;
 pub mod indexes;
+mod manage;
 pub mod newest;
 pub mod pods;
+mod status;
 mod sync;
+mod tracking;
 
 use std::sync::Arc;
 use std::time::Duration;
