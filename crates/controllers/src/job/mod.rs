@@ -202,6 +202,16 @@ impl Ctx {
         tokio::spawn(async move {
             let ns = pod.namespace().unwrap_or_default();
             if let (Some(job), Some(uid)) = (job_of(&pod), owner) {
+                // At startup the Job cache may not be filled yet: wait for
+                // it before asking the API server.
+                if ctx.jobs.wait_until_ready().await.is_err()
+                    || ctx
+                        .jobs
+                        .get(&job)
+                        .is_some_and(|j| j.uid().as_deref() == Some(uid.as_str()))
+                {
+                    return;
+                }
                 let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
                 match api.get_opt(&job.name).await {
                     Ok(Some(j)) if j.uid().as_deref() == Some(uid.as_str()) => return,

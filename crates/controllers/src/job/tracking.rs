@@ -18,6 +18,9 @@ use super::pods::{self as jp, has_tracking_finalizer};
 use super::status::{count, write_status};
 use super::{Ctx, Error, indexes, remove_finalizer};
 
+/// Most finished pods recorded per sync (upstream's MaxUncountedPods).
+const MAX_UNCOUNTED: usize = 500;
+
 /// Where counting left the Job.
 pub(super) struct Tracked {
     /// The Job as last written.
@@ -78,6 +81,11 @@ pub(super) async fn track(
         let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
         if unfinalized.contains(&pod_uid) {
             continue;
+        }
+        if to_unfinalize.len() >= MAX_UNCOUNTED {
+            // The rest wait for the next sync, which this one's writes
+            // trigger: the status stays small and other Jobs get a turn.
+            break;
         }
         let index = jp::completion_index(pod);
         let valid_index = !indexed || index.zip(completions).is_some_and(|(i, c)| i < c);
