@@ -14,11 +14,12 @@ use serde_json::json;
 use super::pods::TRACKING_FINALIZER;
 use crate::replicaset::pods::{controller_of, selector_matches};
 
-fn matches(job: &Job, pod: &Pod) -> bool {
-    job.spec
-        .as_ref()
-        .and_then(|s| s.selector.as_ref())
-        .is_some_and(|sel| selector_matches(sel, pod.metadata.labels.as_ref()))
+/// Whether `pod` matches the Job's selector (`None`: the Job has none,
+/// which the API server never allows; then nothing is adopted or
+/// released).
+fn matches(job: &Job, pod: &Pod) -> Option<bool> {
+    let selector = job.spec.as_ref()?.selector.as_ref()?;
+    Some(selector_matches(selector, pod.metadata.labels.as_ref()))
 }
 
 /// Claims the pods of `job` among `pods` (its namespace's pods in the
@@ -37,7 +38,7 @@ pub async fn claim(
     for pod in pods {
         match controller_of(&pod.metadata) {
             Some(r) if r.uid == uid => {
-                if matches(job, &pod) || deleting {
+                if matches(job, &pod) != Some(false) || deleting {
                     owned.push(pod);
                 } else {
                     release(api, &pod, &uid).await?;
@@ -46,7 +47,7 @@ pub async fn claim(
             Some(_) => {}
             None if !deleting
                 && pod.metadata.deletion_timestamp.is_none()
-                && matches(job, &pod) =>
+                && matches(job, &pod) == Some(true) =>
             {
                 if can_adopt.is_none() {
                     let jobs: Api<Job> =
