@@ -833,3 +833,60 @@ async fn pod_replacement_policy_failed_waits_for_terminating_pods() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn success_policy_ends_an_indexed_job_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = start_job_controller(server.client.clone());
+    let jobs: Api<Job> = Api::namespaced(server.client.clone(), "default");
+    let pod_api: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "leader",
+            json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed",
+                "successPolicy": {"rules": [{"succeededIndexes": "0"}]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    common::eventually("3 pods", || async {
+        active(&pod_api, "leader").await.len() == 3
+    })
+    .await;
+    let leader = active(&pod_api, "leader")
+        .await
+        .into_iter()
+        .find(|p| p.name_any().starts_with("leader-0-"))
+        .unwrap();
+    finish(&pod_api, &leader.name_any(), "Succeeded", 0).await;
+    common::eventually("Complete", || async {
+        condition(&jobs.get("leader").await.unwrap(), "Complete").is_some()
+    })
+    .await;
+    let done = jobs.get("leader").await.unwrap();
+    assert_eq!(
+        condition(&done, "SuccessCriteriaMet"),
+        Some((
+            "SuccessPolicy".to_owned(),
+            "Matched rules at index 0".to_owned()
+        ))
+    );
+    assert_eq!(
+        condition(&done, "Complete").map(|c| c.0),
+        Some("SuccessPolicy".to_owned())
+    );
+    assert_eq!(
+        counts(&done),
+        (0, 1, 0),
+        "the other indexes are not failures"
+    );
+    assert_eq!(done.status.unwrap().completed_indexes.as_deref(), Some("0"));
+    common::eventually("the rest deleted", || async {
+        pods(&pod_api, "leader").await.len() == 1
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+}

@@ -15,7 +15,9 @@
 //!   replacements, [`backoff`]), `activeDeadlineSeconds`, or a
 //!   `podFailurePolicy` FailJob rule ([`failure_policy`]) set
 //!   `FailureTarget`, then the active pods are deleted and `Failed` follows.
-//!   Success sets `SuccessCriteriaMet`, then `Complete` and `completionTime`.
+//!   Success (enough completions, or an Indexed Job's `successPolicy`,
+//!   [`success_policy`]) sets `SuccessCriteriaMet`, deletes pods still
+//!   running, then sets `Complete` and `completionTime`.
 //! * `suspend` deletes the active pods (not counted as failures) and sets
 //!   `Suspended`; resuming resets `startTime`.
 
@@ -29,6 +31,7 @@ mod manage;
 pub mod newest;
 pub mod pods;
 mod status;
+pub mod success_policy;
 mod sync;
 mod tracking;
 

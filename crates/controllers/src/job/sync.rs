@@ -16,7 +16,7 @@ use super::conditions::{self as cond, ensure, true_condition};
 use super::manage::{Plan, controller_ref, delete_pods, manage};
 use super::pods::{self as jp, has_tracking_finalizer};
 use super::status::{count, differs, write_status};
-use super::{Ctx, Error, claim, indexes, remove_finalizer, tracking};
+use super::{Ctx, Error, claim, indexes, remove_finalizer, success_policy, tracking};
 use crate::events::EventType;
 use crate::replicaset::pods::{controller_of, is_active, is_ready};
 
@@ -122,7 +122,14 @@ pub(super) async fn sync(ctx: &Ctx, job: &Arc<Job>) -> Result<Action, Error> {
         }
         _ => None,
     };
-    if failing.is_none() {
+    // Success already established stays (and rules out failure).
+    let criteria_met = true_condition(&status, cond::SUCCESS_CRITERIA_MET).map(|c| {
+        (
+            c.reason.clone().unwrap_or_default(),
+            c.message.clone().unwrap_or_default(),
+        )
+    });
+    if failing.is_none() && criteria_met.is_none() {
         if failed_total > backoff_limit || past_backoff_limit_on_failure(&job, &owned) {
             failing = Some((
                 "BackoffLimitExceeded".into(),
@@ -148,11 +155,25 @@ pub(super) async fn sync(ctx: &Ctx, job: &Arc<Job>) -> Result<Action, Error> {
 
     let key = uid.clone();
     let mut manage_error: Option<Error> = unfinalize_error.map(Error::from);
-    let success = match (indexed, completions) {
+    let by_policy = match (&spec.success_policy, completions) {
+        (Some(policy), Some(c)) if indexed => success_policy::matched(policy, c, &completed),
+        _ => None,
+    };
+    let reached = match (indexed, completions) {
         (true, Some(c)) => completed.len() >= usize::try_from(c).unwrap_or(0),
         (_, None) => succeeded_total > 0 && active.is_empty(),
         (false, Some(c)) => succeeded_total >= c,
     };
+    let success = criteria_met
+        .or_else(|| by_policy.map(|m| ("SuccessPolicy".to_owned(), m)))
+        .or_else(|| {
+            reached.then(|| {
+                (
+                    "CompletionsReached".to_owned(),
+                    "Reached expected number of succeeded pods".to_owned(),
+                )
+            })
+        });
     if let Some((reason, message)) = &failing {
         // Fail: every active pod goes (and counts as failed once deleted).
         let n = active.len();
@@ -164,7 +185,16 @@ pub(super) async fn sync(ctx: &Ctx, job: &Arc<Job>) -> Result<Action, Error> {
             ensure(&mut status, cond::FAILED, true, reason, message, now);
             events.push((EventType::Warning, reason.as_str(), message.clone()));
         }
-    } else if success {
+    } else if let Some((reason, message)) = &success {
+        // Succeed: pods still running go, uncounted.
+        ensure(
+            &mut status,
+            cond::SUCCESS_CRITERIA_MET,
+            true,
+            reason,
+            message,
+            now,
+        );
         let n = active.len();
         if n > 0 {
             if let Err(e) = delete_pods(ctx, &job, &pod_api, &key, &active, true).await {
@@ -173,23 +203,7 @@ pub(super) async fn sync(ctx: &Ctx, job: &Arc<Job>) -> Result<Action, Error> {
             active.clear();
         }
         if n == 0 && terminating == 0 && all_counted {
-            let message = "Reached expected number of succeeded pods";
-            ensure(
-                &mut status,
-                cond::SUCCESS_CRITERIA_MET,
-                true,
-                "CompletionsReached",
-                message,
-                now,
-            );
-            ensure(
-                &mut status,
-                cond::COMPLETE,
-                true,
-                "CompletionsReached",
-                message,
-                now,
-            );
+            ensure(&mut status, cond::COMPLETE, true, reason, message, now);
             status.completion_time = Some(Time(now));
             events.push((EventType::Normal, "Completed", "Job completed".into()));
         }
