@@ -335,7 +335,7 @@ async fn indexed_jobs_run_one_pod_per_index() {
                 .as_ref()
                 .unwrap()
                 .field_path,
-            "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+            "metadata.labels['batch.kubernetes.io/job-completion-index']"
         );
     }
     finish(&pod_api, &first[1].name_any(), "Succeeded", 0).await;
@@ -887,6 +887,80 @@ async fn success_policy_ends_an_indexed_job_early() {
         pods(&pod_api, "leader").await.len() == 1
     })
     .await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn backoff_limit_per_index_gives_up_on_one_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let (stop, task) = start_job_controller(server.client.clone());
+    let jobs: Api<Job> = Api::namespaced(server.client.clone(), "default");
+    let pod_api: Api<Pod> = Api::namespaced(server.client.clone(), "default");
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "per",
+            json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed",
+                "backoffLimitPerIndex": 1}),
+        ),
+    )
+    .await
+    .unwrap();
+    let annotation = |p: &Pod, key: &str| p.annotations().get(key).cloned().unwrap_or_default();
+    let of_index = |i: u32| {
+        let pod_api = pod_api.clone();
+        async move {
+            active(&pod_api, "per").await.into_iter().find(|p| {
+                annotation(p, "batch.kubernetes.io/job-completion-index") == i.to_string()
+            })
+        }
+    };
+    common::eventually("3 pods", || async {
+        active(&pod_api, "per").await.len() == 3
+    })
+    .await;
+    let first = of_index(1).await.unwrap();
+    assert_eq!(
+        annotation(&first, "batch.kubernetes.io/job-index-failure-count"),
+        "0"
+    );
+    finish(&pod_api, &first.name_any(), "Failed", 1).await;
+    common::eventually("index 1 retried", || async {
+        of_index(1)
+            .await
+            .is_some_and(|p| annotation(&p, "batch.kubernetes.io/job-index-failure-count") == "1")
+    })
+    .await;
+    let second = of_index(1).await.unwrap();
+    finish(&pod_api, &second.name_any(), "Failed", 1).await;
+    common::eventually("index 1 failed", || async {
+        let s = jobs.get("per").await.unwrap().status.unwrap_or_default();
+        s.failed_indexes.as_deref() == Some("1") && s.failed == Some(2)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(of_index(1).await.is_none(), "a failed index is not retried");
+    for i in [0, 2] {
+        let p = of_index(i).await.unwrap();
+        finish(&pod_api, &p.name_any(), "Succeeded", 0).await;
+    }
+    common::eventually("Failed", || async {
+        condition(&jobs.get("per").await.unwrap(), "Failed").is_some()
+    })
+    .await;
+    let failed = jobs.get("per").await.unwrap();
+    assert_eq!(
+        condition(&failed, "Failed"),
+        Some((
+            "FailedIndexes".to_owned(),
+            "Job has failed indexes".to_owned()
+        ))
+    );
+    let s = failed.status.clone().unwrap();
+    assert_eq!(s.completed_indexes.as_deref(), Some("0,2"));
+    assert_eq!(counts(&failed), (0, 2, 2));
     stop.cancel();
     task.await.unwrap();
 }

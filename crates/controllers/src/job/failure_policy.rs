@@ -12,6 +12,8 @@ use kube::ResourceExt;
 pub enum Verdict {
     /// `FailJob`: the Job fails with this message.
     FailJob(String),
+    /// `FailIndex`: the pod's index fails (with `backoffLimitPerIndex`).
+    FailIndex,
     /// `Ignore`: the failure does not count.
     Ignore,
     /// `Count` or no rule matched: counts toward `backoffLimit`.
@@ -61,6 +63,7 @@ pub fn evaluate(policy: &PodFailurePolicy, pod: &Pod) -> Verdict {
         };
         return match rule.action.as_str() {
             "FailJob" => Verdict::FailJob(message),
+            "FailIndex" => Verdict::FailIndex,
             "Ignore" => Verdict::Ignore,
             _ => Verdict::Count,
         };

@@ -13,9 +13,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 
-use super::pods::{self as jp, has_tracking_finalizer};
+use super::pods::{self as jp, Slot, has_tracking_finalizer};
 use super::status::count;
-use super::{Ctx, Error, backoff, remove_finalizer};
+use super::{Ctx, Error, backoff, per_index, remove_finalizer};
 use crate::events::EventType;
 use crate::replicaset::pods::pods_to_delete;
 
@@ -42,6 +42,12 @@ pub(super) struct Plan<'a> {
     pub parallelism: i32,
     pub succeeded: i32,
     pub completed: &'a BTreeSet<i32>,
+    /// With `backoffLimitPerIndex`: indexes that are not retried.
+    pub failed_indexes: &'a BTreeSet<i32>,
+    /// Whether each index backs off on its own.
+    pub per_index: bool,
+    /// Whether deleted pods count as failed only once Failed.
+    pub only_replace_failed: bool,
     /// Pods still terminating that replacements must wait for.
     pub terminating: usize,
 }
@@ -78,6 +84,7 @@ pub(super) async fn manage(
         active.retain(|p| {
             let keep = jp::completion_index(p).is_some_and(|i| {
                 !plan.completed.contains(&i)
+                    && !plan.failed_indexes.contains(&i)
                     && plan.completions.is_some_and(|c| i < c)
                     && seen.insert(i)
             });
@@ -116,28 +123,64 @@ pub(super) async fn manage(
     if missing == 0 {
         return Ok(None);
     }
-    let finished: Vec<&Pod> = owned.iter().map(|p| p.as_ref()).collect();
-    let wait = backoff::remaining(
-        &finished,
-        ctx.settings.backoff_base,
-        ctx.settings.backoff_max,
-        now,
-    );
-    if !wait.is_zero() {
-        return Ok(Some(wait));
-    }
-    let slots: Vec<Option<i32>> = if plan.indexed {
+    let settings = &ctx.settings;
+    let slots: Vec<Slot> = if plan.indexed {
         let running: HashSet<i32> = active
             .iter()
             .filter_map(|p| jp::completion_index(p))
             .collect();
-        (0..plan.completions.unwrap_or(0))
-            .filter(|i| !plan.completed.contains(i) && !running.contains(i))
-            .take(missing)
-            .map(Some)
-            .collect()
+        let pending = (0..plan.completions.unwrap_or(0)).filter(|i| {
+            !plan.completed.contains(i) && !plan.failed_indexes.contains(i) && !running.contains(i)
+        });
+        if plan.per_index {
+            // Each index backs off on its own.
+            let last = per_index::last_failed(owned, plan.only_replace_failed);
+            let mut ready = Vec::new();
+            let mut soonest: Option<Duration> = None;
+            for i in pending {
+                let failed = last.get(&i);
+                let wait = failed.map_or(Duration::ZERO, |p| {
+                    per_index::remaining(p, settings.backoff_base, settings.backoff_max, now)
+                });
+                if wait.is_zero() {
+                    let failures = failed.map_or((0, 0), |p| per_index::next_counts(job, p));
+                    ready.push(Slot {
+                        index: Some(i),
+                        failures: Some(failures),
+                    });
+                } else {
+                    soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
+                }
+                if ready.len() == missing {
+                    break;
+                }
+            }
+            if ready.is_empty() {
+                return Ok(soonest);
+            }
+            ready
+        } else {
+            let finished: Vec<&Pod> = owned.iter().map(|p| p.as_ref()).collect();
+            let wait =
+                backoff::remaining(&finished, settings.backoff_base, settings.backoff_max, now);
+            if !wait.is_zero() {
+                return Ok(Some(wait));
+            }
+            pending
+                .take(missing)
+                .map(|i| Slot {
+                    index: Some(i),
+                    failures: None,
+                })
+                .collect()
+        }
     } else {
-        vec![None; missing]
+        let finished: Vec<&Pod> = owned.iter().map(|p| p.as_ref()).collect();
+        let wait = backoff::remaining(&finished, settings.backoff_base, settings.backoff_max, now);
+        if !wait.is_zero() {
+            return Ok(Some(wait));
+        }
+        vec![Slot::default(); missing]
     };
     create_pods(ctx, job, pod_api, key, &slots).await?;
     Ok(None)
@@ -150,7 +193,7 @@ async fn create_pods(
     job: &Job,
     pod_api: &Api<Pod>,
     key: &str,
-    slots: &[Option<i32>],
+    slots: &[Slot],
 ) -> Result<(), Error> {
     let post = &PostParams::default();
     let owner = controller_ref(job);
@@ -160,8 +203,8 @@ async fn create_pods(
         let (now, later) = rest.split_at(batch.min(rest.len()));
         rest = later;
         batch *= 2;
-        let results = futures::future::join_all(now.iter().map(|index| {
-            let pod = jp::pod_for(job, owner.clone(), *index);
+        let results = futures::future::join_all(now.iter().map(|slot| {
+            let pod = jp::pod_for(job, owner.clone(), *slot);
             async move {
                 match pod {
                     Some(p) => pod_api.create(post, &p).await.map(Some),
@@ -266,6 +309,9 @@ mod tests {
             parallelism,
             succeeded,
             completed: &none,
+            failed_indexes: &none,
+            per_index: false,
+            only_replace_failed: false,
             terminating: 0,
         };
         assert_eq!(plan(Some(3), 2, 0).want_active(0), 2);

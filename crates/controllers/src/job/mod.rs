@@ -18,6 +18,8 @@
 //!   Success (enough completions, or an Indexed Job's `successPolicy`,
 //!   [`success_policy`]) sets `SuccessCriteriaMet`, deletes pods still
 //!   running, then sets `Complete` and `completionTime`.
+//! * `backoffLimitPerIndex` ([`per_index`]): Indexed Jobs retry each
+//!   index on its own and list the ones that gave up in `failedIndexes`.
 //! * `suspend` deletes the active pods (not counted as failures) and sets
 //!   `Suspended`; resuming resets `startTime`.
 
@@ -29,6 +31,7 @@ pub mod failure_policy;
 pub mod indexes;
 mod manage;
 pub mod newest;
+pub mod per_index;
 pub mod pods;
 mod status;
 pub mod success_policy;

@@ -101,10 +101,35 @@ pub fn restarts(pod: &Pod) -> i64 {
         .sum()
 }
 
+/// `<job>-<index>-`, the job name cut so that the generated name fits
+/// (upstream's podGenerateNameWithIndex; 58 = 63 minus 5 random chars).
+fn generate_name_with_index(job: &str, index: i32) -> String {
+    const MAX_GENERATED_NAME_LENGTH: usize = 58;
+    let suffix = format!("-{index}-");
+    let keep = MAX_GENERATED_NAME_LENGTH
+        .saturating_sub(suffix.len())
+        .min(job.len());
+    let cut = (0..=keep)
+        .rev()
+        .find(|n| job.is_char_boundary(*n))
+        .unwrap_or(0);
+    format!("{}{suffix}", &job[..cut])
+}
+
+/// What a new pod is for: its completion index (Indexed Jobs) and, with
+/// `backoffLimitPerIndex`, the failures its index had so far (counted,
+/// ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Slot {
+    pub index: Option<i32>,
+    pub failures: Option<(i32, i32)>,
+}
+
 /// A pod for `job` (upstream's pod template plus the tracking finalizer;
 /// for an Indexed Job also the index annotation and label, the hostname
 /// `<job>-<index>` and the `JOB_COMPLETION_INDEX` variable).
-pub fn pod_for(job: &Job, owner: OwnerReference, index: Option<i32>) -> Option<Pod> {
+pub fn pod_for(job: &Job, owner: OwnerReference, slot: Slot) -> Option<Pod> {
+    let Slot { index, failures } = slot;
     let template = job.spec.as_ref()?.template.clone();
     let meta = template.metadata.unwrap_or_default();
     let name = job.name_any();
@@ -118,6 +143,18 @@ pub fn pod_for(job: &Job, owner: OwnerReference, index: Option<i32>) -> Option<P
     let generate_name = match index {
         Some(i) => {
             annotations.insert(COMPLETION_INDEX.to_owned(), i.to_string());
+            if let Some((counted, ignored)) = failures {
+                annotations.insert(
+                    super::per_index::FAILURE_COUNT.to_owned(),
+                    counted.to_string(),
+                );
+                if ignored > 0 {
+                    annotations.insert(
+                        super::per_index::IGNORED_FAILURE_COUNT.to_owned(),
+                        ignored.to_string(),
+                    );
+                }
+            }
             labels.insert(COMPLETION_INDEX.to_owned(), i.to_string());
             spec.hostname = Some(format!("{name}-{i}"));
             let env = EnvVar {
@@ -126,7 +163,7 @@ pub fn pod_for(job: &Job, owner: OwnerReference, index: Option<i32>) -> Option<P
                 value_from: Some(EnvVarSource {
                     field_ref: Some(ObjectFieldSelector {
                         api_version: None,
-                        field_path: format!("metadata.annotations['{COMPLETION_INDEX}']"),
+                        field_path: format!("metadata.labels['{COMPLETION_INDEX}']"),
                     }),
                     ..EnvVarSource::default()
                 }),
@@ -141,7 +178,7 @@ pub fn pod_for(job: &Job, owner: OwnerReference, index: Option<i32>) -> Option<P
                     vars.push(env.clone());
                 }
             }
-            format!("{name}-{i}-")
+            generate_name_with_index(&name, i)
         }
         None => format!("{name}-"),
     };
@@ -158,4 +195,18 @@ pub fn pod_for(job: &Job, owner: OwnerReference, index: Option<i32>) -> Option<P
         spec: Some(spec),
         status: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexed_generate_names_fit() {
+        assert_eq!(generate_name_with_index("pi", 3), "pi-3-");
+        let long = "a".repeat(63);
+        let name = generate_name_with_index(&long, 12);
+        assert_eq!(name.len(), 58);
+        assert!(name.ends_with("a-12-"));
+    }
 }

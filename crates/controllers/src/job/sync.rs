@@ -16,7 +16,7 @@ use super::conditions::{self as cond, ensure, true_condition};
 use super::manage::{Plan, controller_ref, delete_pods, manage};
 use super::pods::{self as jp, has_tracking_finalizer};
 use super::status::{count, differs, write_status};
-use super::{Ctx, Error, claim, indexes, remove_finalizer, success_policy, tracking};
+use super::{Ctx, Error, claim, indexes, per_index, remove_finalizer, success_policy, tracking};
 use crate::events::EventType;
 use crate::replicaset::pods::{controller_of, is_active, is_ready};
 
@@ -75,6 +75,8 @@ pub(super) async fn sync(ctx: &Ctx, job: &Arc<Job>) -> Result<Action, Error> {
     let mut job = tracked.job;
     let mut status = tracked.status;
     let completed = tracked.completed;
+    let failed_indexes = tracked.failed_indexes;
+    let per_index = indexed && spec.backoff_limit_per_index.is_some();
     let mut failing = tracked.failing;
     let (succeeded_total, failed_total) = (tracked.succeeded, tracked.failed);
     let unfinalize_error = tracked.error;
@@ -140,6 +142,8 @@ pub(super) async fn sync(ctx: &Ctx, job: &Arc<Job>) -> Result<Action, Error> {
                 "DeadlineExceeded".into(),
                 "Job was active longer than specified deadline".into(),
             ));
+        } else if per_index {
+            failing = per_index::job_failure(&job, &failed_indexes, &completed);
         }
         if let Some((reason, message)) = &failing {
             ensure(
@@ -222,6 +226,9 @@ pub(super) async fn sync(ctx: &Ctx, job: &Arc<Job>) -> Result<Action, Error> {
                     parallelism,
                     succeeded: succeeded_total,
                     completed: &completed,
+                    failed_indexes: &failed_indexes,
+                    per_index,
+                    only_replace_failed,
                     terminating: if only_replace_failed { terminating } else { 0 },
                 };
                 match manage(ctx, &job, &pod_api, &key, &owned, &mut active, &plan, now).await {
@@ -239,6 +246,9 @@ pub(super) async fn sync(ctx: &Ctx, job: &Arc<Job>) -> Result<Action, Error> {
     status.terminating = Some(count(terminating));
     if indexed {
         status.completed_indexes = Some(indexes::format(&completed));
+    }
+    if per_index {
+        status.failed_indexes = Some(indexes::format(&failed_indexes));
     }
     if differs(job.status.as_ref(), &status) {
         job = write_status(ctx, &job, status).await?;

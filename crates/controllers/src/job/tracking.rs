@@ -16,7 +16,7 @@ use super::conditions::{self as cond, ensure, true_condition};
 use super::failure_policy::{self, Verdict};
 use super::pods::{self as jp, has_tracking_finalizer};
 use super::status::{count, write_status};
-use super::{Ctx, Error, indexes, remove_finalizer};
+use super::{Ctx, Error, indexes, per_index, remove_finalizer};
 
 /// Most finished pods recorded per sync (upstream's MaxUncountedPods).
 const MAX_UNCOUNTED: usize = 500;
@@ -29,6 +29,8 @@ pub(super) struct Tracked {
     pub status: JobStatus,
     /// Indexed: the completed indexes.
     pub completed: BTreeSet<i32>,
+    /// With `backoffLimitPerIndex`: the failed indexes.
+    pub failed_indexes: BTreeSet<i32>,
     /// What fails the Job, if anything does already: `(reason, message)`.
     pub failing: Option<(String, String)>,
     /// Succeeded pods, counted or not.
@@ -63,6 +65,11 @@ pub(super) async fn track(
     let mut uncounted_failed: Vec<String> = uncounted.failed.unwrap_or_default();
     let mut completed: BTreeSet<i32> = match (indexed, completions) {
         (true, Some(c)) => indexes::parse(status.completed_indexes.as_deref().unwrap_or(""), c),
+        _ => BTreeSet::new(),
+    };
+    let per_index = indexed && spec.backoff_limit_per_index.is_some();
+    let mut failed_indexes: BTreeSet<i32> = match (per_index, completions) {
+        (true, Some(c)) => indexes::parse(status.failed_indexes.as_deref().unwrap_or(""), c),
         _ => BTreeSet::new(),
     };
     let target = true_condition(&status, cond::FAILURE_TARGET).map(|c| {
@@ -104,6 +111,15 @@ pub(super) async fn track(
         } else if jp::is_failed(pod, only_replace_failed)
             || target.is_some() && jp::is_terminating(pod)
         {
+            if per_index
+                && valid_index
+                && let Some(i) = index
+                && jp::phase(pod) != Some("Succeeded")
+                && per_index::fails_index(job, pod)
+                && failed_indexes.insert(i)
+            {
+                flush = true;
+            }
             if !uncounted_failed.contains(&pod_uid) && valid_index {
                 let verdict = match (&spec.pod_failure_policy, jp::phase(pod)) {
                     (Some(policy), Some("Failed")) => failure_policy::evaluate(policy, pod),
@@ -119,7 +135,7 @@ pub(super) async fn track(
                         uncounted_failed.push(pod_uid);
                         flush = true;
                     }
-                    Verdict::Count => {
+                    Verdict::Count | Verdict::FailIndex => {
                         uncounted_failed.push(pod_uid);
                         flush = true;
                     }
@@ -147,6 +163,9 @@ pub(super) async fn track(
         if indexed {
             status.completed_indexes = Some(indexes::format(&completed));
             status.succeeded = Some(count(completed.len()));
+        }
+        if per_index {
+            status.failed_indexes = Some(indexes::format(&failed_indexes));
         }
         job = write_status(ctx, &job, status.clone()).await?;
     }
@@ -211,6 +230,7 @@ pub(super) async fn track(
         job,
         status,
         completed,
+        failed_indexes,
         failing,
         succeeded: succeeded_total,
         failed: failed_total,
