@@ -238,7 +238,7 @@ async fn creates_a_job_per_schedule_time_with_upstream_names() {
             r == "SawCompletedJob"
                 && *m
                     == format!(
-                        "Saw completed job: {}, condition: Complete",
+                        "Saw completed job: {}, status: Complete",
                         name_for("tick", m1)
                     )
         })

@@ -117,11 +117,7 @@ pub(super) async fn sync(ctx: &Ctx, cj: &CronJob) -> Result<Option<Duration>, Er
                 cj,
                 EventType::Normal,
                 "SawCompletedJob",
-                format!(
-                    "Saw completed job: {}, condition: {}",
-                    j.name_any(),
-                    c.type_
-                ),
+                format!("Saw completed job: {}, status: {}", j.name_any(), c.type_),
             );
         }
         if let Some(c) = finished
