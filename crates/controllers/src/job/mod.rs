@@ -2,7 +2,8 @@
 //! Job's template until enough of them succeed, or the Job fails.
 //!
 //! * One pod watch feeds a cache and the triggers (a pod maps to its
-//!   controlling Job). Pods are created with the
+//!   controlling Job, an orphan to the Jobs whose selector matches it:
+//!   [`claim`] adopts and releases as upstream). Pods are created with the
 //!   `batch.kubernetes.io/job-tracking` finalizer; a finished pod is first
 //!   recorded in `status.uncountedTerminatedPods` (or, Indexed, in
 //!   `completedIndexes`), then its finalizer is removed, then it moves to
