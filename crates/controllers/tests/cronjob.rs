@@ -27,10 +27,14 @@ struct Fixture {
 
 impl Fixture {
     async fn start(dir: &std::path::Path) -> Fixture {
+        Fixture::start_with(dir, &["cronjob"]).await
+    }
+
+    async fn start_with(dir: &std::path::Path, controllers: &[&str]) -> Fixture {
         let server = common::start(dir).await;
         let now = Arc::new(Mutex::new(Timestamp::now()));
         let mut config = skiff_controllers::Config::new(server.client.clone());
-        config.controllers = vec!["cronjob".to_owned()];
+        config.controllers = controllers.iter().map(|c| (*c).to_owned()).collect();
         config.leader_elect = false;
         let clock = now.clone();
         config.cronjob.clock = Arc::new(move || *clock.lock().unwrap());
@@ -425,5 +429,55 @@ async fn suspend_deadline_and_time_zones() {
         f.job_names("late").await == [name_for("late", hour)]
     })
     .await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn with_the_job_controller_runs_pods_and_records_success() {
+    use k8s_openapi::api::core::v1::Pod;
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start_with(dir.path(), &["cronjob", "job"]).await;
+    let cj = f
+        .create("nightly", json!({"concurrencyPolicy": "Forbid"}))
+        .await;
+    let m1 = f.set_clock(&cj, 1, 3);
+    let job = name_for("nightly", m1);
+    let pods: Api<Pod> = Api::namespaced(f.server.client.clone(), "default");
+    let selector = format!("batch.kubernetes.io/job-name={job}");
+    common::eventually("the job's pod", || async {
+        !pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    })
+    .await;
+    let pod = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    pods.patch_status(
+        &pod.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": {"phase": "Succeeded"}})),
+    )
+    .await
+    .unwrap();
+    common::eventually("success recorded, nothing active", || async {
+        let s = f
+            .cronjobs
+            .get("nightly")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default();
+        s.last_successful_time.is_some() && s.active.unwrap_or_default().is_empty()
+    })
+    .await;
+    let done = f.jobs.get(&job).await.unwrap();
+    assert_eq!(done.status.unwrap().succeeded, Some(1));
     f.stop().await;
 }
