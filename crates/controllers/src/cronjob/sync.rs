@@ -21,6 +21,9 @@ use crate::replicaset::pods::controller_of;
 /// The annotation recording which schedule time a Job is for.
 pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 
+/// How soon to look again when our copy of a CronJob was stale.
+const STALE_RETRY: Duration = Duration::from_millis(100);
+
 /// More missed times than this draws a warning (upstream's limit).
 const TOO_MANY_MISSED: i64 = 100;
 
@@ -102,6 +105,17 @@ pub(super) async fn sync(ctx: &Ctx, cj: &CronJob) -> Result<Option<Duration>, Er
         let finished = conditions::finished(j);
         let found = in_active(&active, j);
         if !found && finished.is_none() {
+            // Our copy may be older than the status that lists it: check
+            // live, and if so, sync again once the cache has caught up.
+            let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
+            let fresh = api.get_opt(&cj.name_any()).await?;
+            let listed = fresh
+                .and_then(|f| f.status)
+                .and_then(|s| s.active)
+                .is_some_and(|a| in_active(&a, j));
+            if listed {
+                return Ok(Some(STALE_RETRY));
+            }
             ctx.recorder.record(
                 cj,
                 EventType::Warning,
