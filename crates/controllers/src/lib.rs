@@ -8,12 +8,14 @@
 //! [`garbage_collector`] (ownerReferences, cascading deletion), then the
 //! workload controllers ([`replicaset`], [`deployment`]).
 
+pub mod cronjob;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
 pub mod garbage_collector;
+pub mod job;
 pub mod leader_election;
 pub mod namespace;
 pub mod node_ipam;
@@ -24,6 +26,7 @@ pub mod replicaset;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
 pub mod taint_eviction;
+pub mod ttl_after_finished;
 pub mod work_queue;
 
 use std::time::Duration;
@@ -45,6 +48,9 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "node-ipam-controller",
     "pod-garbage-collector-controller",
     "disruption-controller",
+    "job-controller",
+    "cronjob-controller",
+    "ttl-after-finished-controller",
 ];
 
 /// Older names upstream still accepts, and the controller each stands for.
@@ -60,6 +66,9 @@ const ALIASES: &[(&str, &str)] = &[
         "root-ca-cert-publisher",
         "root-ca-certificate-publisher-controller",
     ),
+    ("job", "job-controller"),
+    ("cronjob", "cronjob-controller"),
+    ("ttl-after-finished", "ttl-after-finished-controller"),
 ];
 
 /// Controllers that `*` does not turn on (none yet).
@@ -97,6 +106,10 @@ pub struct Config {
     pub node_ipam: node_ipam::Settings,
     /// Pod GC timings and threshold.
     pub podgc: podgc::Settings,
+    /// Job controller tuning.
+    pub job: job::Settings,
+    /// CronJob controller tuning (and its clock).
+    pub cronjob: cronjob::Settings,
 }
 
 impl Config {
@@ -116,6 +129,8 @@ impl Config {
             taint_eviction: taint_eviction::Settings::default(),
             node_ipam: node_ipam::Settings::default(),
             podgc: podgc::Settings::default(),
+            job: job::Settings::default(),
+            cronjob: cronjob::Settings::default(),
         }
     }
 }
@@ -282,6 +297,19 @@ async fn run_controllers(
                 podgc::run(client, config.podgc.clone(), token),
             ),
             "disruption-controller" => spawn(&mut tasks, name, disruption::run(client, token)),
+            "job-controller" => spawn(
+                &mut tasks,
+                name,
+                job::run(client, config.job.clone(), token),
+            ),
+            "cronjob-controller" => spawn(
+                &mut tasks,
+                name,
+                cronjob::run(client, config.cronjob.clone(), token),
+            ),
+            "ttl-after-finished-controller" => {
+                spawn(&mut tasks, name, ttl_after_finished::run(client, token))
+            }
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -372,6 +400,9 @@ mod tests {
                 "node-ipam-controller",
                 "pod-garbage-collector-controller",
                 "disruption-controller",
+                "job-controller",
+                "cronjob-controller",
+                "ttl-after-finished-controller",
             ])
         );
         assert_eq!(
@@ -389,6 +420,9 @@ mod tests {
                 "node-ipam-controller",
                 "pod-garbage-collector-controller",
                 "disruption-controller",
+                "job-controller",
+                "cronjob-controller",
+                "ttl-after-finished-controller",
             ])
         );
         assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));
