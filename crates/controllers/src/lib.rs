@@ -8,6 +8,7 @@
 //! [`garbage_collector`] (ownerReferences, cascading deletion), then the
 //! workload controllers ([`replicaset`], [`deployment`]).
 
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -16,6 +17,7 @@ pub mod garbage_collector;
 pub mod leader_election;
 pub mod namespace;
 pub mod replicaset;
+pub mod statefulset;
 pub mod work_queue;
 
 use std::time::Duration;
@@ -30,6 +32,8 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "namespace-controller",
     "endpoints-controller",
     "endpointslice-controller",
+    "statefulset-controller",
+    "daemonset-controller",
 ];
 
 /// Older names upstream still accepts, and the controller each stands for.
@@ -40,6 +44,8 @@ const ALIASES: &[(&str, &str)] = &[
     ("namespace", "namespace-controller"),
     ("endpoint", "endpoints-controller"),
     ("endpointslice", "endpointslice-controller"),
+    ("statefulset", "statefulset-controller"),
+    ("daemonset", "daemonset-controller"),
 ];
 
 /// Controllers that `*` does not turn on (none yet).
@@ -66,6 +72,10 @@ pub struct Config {
     pub replicaset: replicaset::Settings,
     /// Deployment controller tuning.
     pub deployment: deployment::Settings,
+    /// StatefulSet controller tuning.
+    pub statefulset: statefulset::Settings,
+    /// DaemonSet controller tuning.
+    pub daemonset: daemonset::Settings,
 }
 
 impl Config {
@@ -80,6 +90,8 @@ impl Config {
             garbage_collector: garbage_collector::Settings::default(),
             replicaset: replicaset::Settings::default(),
             deployment: deployment::Settings::default(),
+            statefulset: statefulset::Settings::default(),
+            daemonset: daemonset::Settings::default(),
         }
     }
 }
@@ -218,6 +230,16 @@ async fn run_controllers(
             "endpointslice-controller" => {
                 spawn(&mut tasks, name, endpointslice::run(client, token))
             }
+            "statefulset-controller" => spawn(
+                &mut tasks,
+                name,
+                statefulset::run(client, config.statefulset.clone(), token),
+            ),
+            "daemonset-controller" => spawn(
+                &mut tasks,
+                name,
+                daemonset::run(client, config.daemonset.clone(), token),
+            ),
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -301,6 +323,8 @@ mod tests {
                 "namespace-controller",
                 "endpoints-controller",
                 "endpointslice-controller",
+                "statefulset-controller",
+                "daemonset-controller",
             ])
         );
         assert_eq!(
@@ -311,6 +335,8 @@ mod tests {
                 "namespace-controller",
                 "endpoints-controller",
                 "endpointslice-controller",
+                "statefulset-controller",
+                "daemonset-controller",
             ])
         );
         assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));

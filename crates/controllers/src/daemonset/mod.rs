@@ -1,0 +1,617 @@
+//! The DaemonSet controller (`daemonset-controller`), as upstream's: one
+//! pod per eligible node ([`placement`]), rolled by RollingUpdate
+//! ([`rollout`]) or OnDelete, with ControllerRevisions as history.
+//!
+//! * Watches pods (a pod maps to its controlling DaemonSet) and nodes (a
+//!   node change re-syncs every DaemonSet).
+//! * A sync, once its [`expectations`] are met: creates pods on nodes that
+//!   should run one and have none (slow-start batches), deletes pods on
+//!   nodes that may no longer run them or that are gone, extra pods on a
+//!   node, and failed pods (with [`backoff`]); then the rolling-update
+//!   step; then `status` through the status subresource.
+//! * Pods carry `controller-revision-hash` and `pod-template-generation`
+//!   and are pinned to their node by required node affinity; the
+//!   scheduler binds them.
+
+pub mod backoff;
+pub mod expectations;
+pub mod placement;
+pub mod rollout;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{EventType, Recorder};
+use crate::replicaset::pods::{controller_of, is_available, is_ready, pod_from_template};
+use crate::statefulset::history::{self, HASH_LABEL};
+use expectations::Expectations;
+use placement::Fit;
+
+/// Label with the DaemonSet generation a pod was made from (deprecated
+/// upstream, still set).
+pub const TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
+
+/// Most pods created or deleted in one sync (upstream's burstReplicas).
+const BURST: usize = 250;
+
+/// Tuning of the controller.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// DaemonSets reconciled in parallel (`--concurrent-daemonset-syncs`).
+    pub concurrency: u16,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { concurrency: 2 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the pod or node cache stopped")]
+    CacheStopped,
+}
+
+struct Ctx {
+    client: kube::Client,
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+    expectations: Expectations,
+    backoff: backoff::Backoff,
+    recorder: Recorder,
+}
+
+/// Runs the controller until `shutdown`.
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let (pod_cache, pod_writer) = reflector::store::<Pod>();
+    let (node_cache, node_writer) = reflector::store::<Node>();
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        pods: pod_cache,
+        nodes: node_cache,
+        expectations: Expectations::default(),
+        backoff: backoff::Backoff::default(),
+        recorder: Recorder::new(client.clone(), "daemonset-controller"),
+    });
+    let controller = Controller::new(
+        Api::<DaemonSet>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let observer = ctx.clone();
+    let pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .map_ok(move |event| {
+            if let watcher::Event::Delete(pod) = &event
+                && let Some(key) = daemonset_key(pod)
+            {
+                observer.expectations.observe_gone(
+                    &key,
+                    &pod.name_any(),
+                    pod.metadata.uid.as_deref(),
+                );
+            }
+            event
+        })
+        .reflect(pod_writer)
+        .touched_objects();
+    let node_events = watcher(Api::<Node>::all(client), watcher::Config::default())
+        .default_backoff()
+        .reflect(node_writer)
+        .touched_objects()
+        .filter_map(|r| futures::future::ready(r.ok().map(|_| ())));
+    controller
+        .watches_stream(pod_events, |pod: Pod| {
+            let owner = controller_of(&pod.metadata)?;
+            (owner.kind == "DaemonSet" && owner.api_version.starts_with("apps/"))
+                .then(|| ObjectRef::new(&owner.name).within(&pod.namespace().unwrap_or_default()))
+        })
+        .reconcile_all_on(node_events)
+        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "daemonset sync");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// `namespace/name` of the DaemonSet controlling `pod`.
+fn daemonset_key(pod: &Pod) -> Option<String> {
+    let owner = controller_of(&pod.metadata)?;
+    (owner.kind == "DaemonSet")
+        .then(|| format!("{}/{}", pod.namespace().unwrap_or_default(), owner.name))
+}
+
+fn error_policy(_ds: Arc<DaemonSet>, error: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %error, "daemonset sync failed; retrying");
+    Action::requeue(Duration::from_millis(500))
+}
+
+fn controller_ref(ds: &DaemonSet) -> OwnerReference {
+    OwnerReference {
+        api_version: "apps/v1".to_owned(),
+        kind: "DaemonSet".to_owned(),
+        name: ds.name_any(),
+        uid: ds.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The template as daemon pods get it: default tolerations added.
+fn daemon_template(ds: &DaemonSet) -> PodTemplateSpec {
+    let mut t = ds
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
+    placement::add_default_tolerations(t.spec.get_or_insert_with(Default::default));
+    t
+}
+
+/// What one sync decided to do.
+#[derive(Default)]
+struct Plan {
+    create_on: Vec<String>,
+    delete: Vec<Arc<Pod>>,
+    requeue: Option<Duration>,
+}
+
+impl Plan {
+    fn wake_in(&mut self, d: Duration) {
+        self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
+    }
+}
+
+async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    ctx.pods
+        .wait_until_ready()
+        .await
+        .map_err(|_| Error::CacheStopped)?;
+    ctx.nodes
+        .wait_until_ready()
+        .await
+        .map_err(|_| Error::CacheStopped)?;
+    let Some(spec) = ds.spec.as_ref() else {
+        return Ok(Action::await_change());
+    };
+    if ds.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = ds.namespace().unwrap_or_default();
+    let name = ds.name_any();
+    let key = format!("{ns}/{name}");
+    let uid = ds.uid().unwrap_or_default();
+    let rev_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
+    let status = ds.status.clone().unwrap_or_default();
+
+    let mut revs = history::owned(&rev_api, &uid).await?;
+    let synced = history::sync(
+        &rev_api,
+        controller_ref(&ds),
+        &spec.template,
+        &mut revs,
+        status.collision_count.unwrap_or(0),
+    )
+    .await?;
+    let hash = synced
+        .update
+        .labels()
+        .get(HASH_LABEL)
+        .cloned()
+        .unwrap_or_else(|| history::hash(&spec.template, None));
+
+    let template = daemon_template(&ds);
+    let pod_spec = template.spec.clone().unwrap_or_default();
+    let nodes: Vec<Arc<Node>> = {
+        let mut n = ctx.nodes.state();
+        n.sort_by_key(|n| n.name_any());
+        n
+    };
+    let fits: BTreeMap<String, Fit> = nodes
+        .iter()
+        .map(|n| (n.name_any(), placement::fit(&pod_spec, n)))
+        .collect();
+    let mut by_node: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
+    let mut nowhere: Vec<Arc<Pod>> = Vec::new();
+    for pod in ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .filter(|p| controller_of(&p.metadata).is_some_and(|o| o.uid == uid))
+    {
+        match placement::target_node(&pod).filter(|n| fits.contains_key(n)) {
+            Some(node) => by_node.entry(node).or_default().push(pod),
+            None => nowhere.push(pod),
+        }
+    }
+    for pods in by_node.values_mut() {
+        pods.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    }
+
+    let now = Timestamp::now();
+    let min_ready = i64::from(spec.min_ready_seconds.unwrap_or(0));
+    let desired = i32::try_from(fits.values().filter(|f| f.should_run).count()).unwrap_or(0);
+    let strategy = spec.update_strategy.as_ref();
+    let rolling = strategy.and_then(|s| s.type_.as_deref()) != Some("OnDelete");
+    let (max_surge, max_unavailable) = {
+        let ru = strategy.and_then(|s| s.rolling_update.as_ref());
+        rollout::fenceposts(
+            ru.and_then(|r| r.max_surge.as_ref()),
+            ru.and_then(|r| r.max_unavailable.as_ref()),
+            desired,
+        )
+    };
+    let surge = rolling && max_surge > 0;
+
+    let mut plan = Plan::default();
+    if ctx.expectations.satisfied(&key, &ns, &ctx.pods) {
+        manage(&ctx, &ds, &key, &fits, &by_node, surge, &hash, &mut plan);
+        plan.delete.extend(
+            nowhere
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .cloned(),
+        );
+        if rolling {
+            let should_run: Vec<(String, Vec<&Pod>)> = fits
+                .iter()
+                .filter(|(_, f)| f.should_run)
+                .map(|(n, _)| {
+                    let pods = by_node
+                        .get(n)
+                        .map(|ps| ps.iter().map(AsRef::as_ref).collect())
+                        .unwrap_or_default();
+                    (n.clone(), pods)
+                })
+                .collect();
+            let step = rollout::Rollout {
+                nodes: &should_run,
+                hash: &hash,
+                max_surge,
+                max_unavailable,
+                min_ready_seconds: min_ready,
+                now,
+            }
+            .step();
+            let names: HashSet<String> = step.delete.into_iter().collect();
+            for pods in by_node.values() {
+                plan.delete.extend(
+                    pods.iter()
+                        .filter(|p| names.contains(&p.name_any()))
+                        .cloned(),
+                );
+            }
+            plan.create_on.extend(step.create_on);
+        }
+        let result = execute(&ctx, &ds, &key, &template, &hash, &mut plan).await;
+        write_status(&ctx, &ds, &fits, &by_node, &hash, synced.collision_count).await?;
+        result?;
+    } else {
+        write_status(&ctx, &ds, &fits, &by_node, &hash, synced.collision_count).await?;
+    }
+
+    let mut live: HashSet<String> = HashSet::from([hash.clone()]);
+    live.extend(
+        by_node
+            .values()
+            .flatten()
+            .chain(nowhere.iter())
+            .filter_map(|p| p.labels().get(HASH_LABEL).cloned()),
+    );
+    let live_names: HashSet<String> = revs
+        .iter()
+        .filter(|r| r.labels().get(HASH_LABEL).is_some_and(|h| live.contains(h)))
+        .map(ResourceExt::name_any)
+        .collect();
+    history::truncate(
+        &rev_api,
+        &revs,
+        &live_names,
+        spec.revision_history_limit.unwrap_or(10),
+    )
+    .await?;
+
+    if min_ready > 0
+        && by_node
+            .values()
+            .flatten()
+            .any(|p| is_ready(p) && !is_available(p, min_ready, now))
+    {
+        plan.wake_in(Duration::from_secs(1));
+    }
+    Ok(plan
+        .requeue
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Upstream's podsShouldBeOnNode over every node: which nodes need a pod,
+/// which pods must go (ineligible node, failed, extra).
+#[allow(clippy::too_many_arguments)]
+fn manage(
+    ctx: &Ctx,
+    ds: &DaemonSet,
+    key: &str,
+    fits: &BTreeMap<String, Fit>,
+    by_node: &HashMap<String, Vec<Arc<Pod>>>,
+    surge: bool,
+    hash: &str,
+    plan: &mut Plan,
+) {
+    let empty = Vec::new();
+    for (node, fit) in fits {
+        let pods = by_node.get(node).unwrap_or(&empty);
+        if fit.should_run && pods.is_empty() {
+            plan.create_on.push(node.clone());
+            continue;
+        }
+        let live = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none());
+        if !fit.should_continue {
+            plan.delete.extend(live.cloned());
+            continue;
+        }
+        let mut running: Vec<&Arc<Pod>> = Vec::new();
+        for pod in live {
+            match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
+                Some("Failed") => {
+                    if let Some(wait) = ctx.backoff.try_act(&format!("{key}/{node}")) {
+                        plan.wake_in(wait);
+                        continue;
+                    }
+                    ctx.recorder.record(
+                        ds,
+                        EventType::Warning,
+                        "FailedDaemonPod",
+                        format!(
+                            "Found failed daemon pod {}/{} on node {node}, will try to kill it",
+                            pod.namespace().unwrap_or_default(),
+                            pod.name_any()
+                        ),
+                    );
+                    plan.delete.push(pod.clone());
+                }
+                Some("Succeeded") => plan.delete.push(pod.clone()),
+                _ => running.push(pod),
+            }
+        }
+        if !surge {
+            // Keep the oldest.
+            plan.delete
+                .extend(running.iter().skip(1).map(|p| (*p).clone()));
+            continue;
+        }
+        // Surge: the oldest new and the oldest old pod may overlap while
+        // the new one is not ready yet.
+        let (mut new, mut old): (Option<&Arc<Pod>>, Option<&Arc<Pod>>) = (None, None);
+        for pod in running {
+            let slot = if rollout::is_updated(pod, hash) {
+                &mut new
+            } else {
+                &mut old
+            };
+            if slot.is_none() {
+                *slot = Some(pod);
+            } else {
+                plan.delete.push(pod.clone());
+            }
+        }
+        if let (Some(new), Some(old)) = (new, old)
+            && (!is_ready(old) || is_ready(new))
+        {
+            plan.delete.push(old.clone());
+        }
+    }
+}
+
+/// Deletes then creates what `plan` says (upstream's syncNodes), with
+/// expectations, events and slow-start creation batches.
+async fn execute(
+    ctx: &Ctx,
+    ds: &DaemonSet,
+    key: &str,
+    template: &PodTemplateSpec,
+    hash: &str,
+    plan: &mut Plan,
+) -> Result<(), Error> {
+    let ns = ds.namespace().unwrap_or_default();
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut seen = HashSet::new();
+    plan.delete.retain(|p| seen.insert(p.uid()));
+    plan.delete.truncate(BURST);
+    let mut failed: Option<kube::Error> = None;
+    let deletes = plan.delete.iter().map(|pod| {
+        let pod_api = pod_api.clone();
+        async move {
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: pod.uid(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            (pod, pod_api.delete(&pod.name_any(), &params).await)
+        }
+    });
+    for (pod, result) in futures::future::join_all(deletes).await {
+        match result {
+            Ok(_) => {
+                if let Some(uid) = pod.uid() {
+                    ctx.expectations.deleted(key, uid);
+                }
+                ctx.recorder.record(
+                    ds,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {}", pod.name_any()),
+                );
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => {
+                ctx.recorder.record(
+                    ds,
+                    EventType::Warning,
+                    "FailedDelete",
+                    format!("Error deleting: {e}"),
+                );
+                failed = Some(e);
+            }
+        }
+    }
+
+    let mut seen = HashSet::new();
+    plan.create_on.retain(|n| seen.insert(n.clone()));
+    plan.create_on.truncate(BURST);
+    let generation = ds.metadata.generation.unwrap_or(0).to_string();
+    let mut base = pod_from_template(template, &ns, &ds.name_any(), controller_ref(ds));
+    let labels = base.metadata.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(HASH_LABEL.to_owned(), hash.to_owned());
+    labels.insert(TEMPLATE_GENERATION_LABEL.to_owned(), generation);
+    let post = PostParams::default();
+    let mut batch = 1;
+    let mut remaining: &[String] = &plan.create_on;
+    while !remaining.is_empty() && failed.is_none() {
+        let (now, rest) = remaining.split_at(batch.min(remaining.len()));
+        remaining = rest;
+        batch *= 2;
+        let creates = now.iter().map(|node| {
+            let mut pod = base.clone();
+            if let Some(spec) = pod.spec.as_mut() {
+                placement::pin_to_node(spec, node);
+            }
+            let pod_api = pod_api.clone();
+            let post = &post;
+            async move { pod_api.create(post, &pod).await }
+        });
+        for result in futures::future::join_all(creates).await {
+            match result {
+                Ok(p) => {
+                    ctx.expectations.created(key, p.name_any());
+                    ctx.recorder.record(
+                        ds,
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        format!("Created pod: {}", p.name_any()),
+                    );
+                }
+                Err(e) => {
+                    ctx.recorder.record(
+                        ds,
+                        EventType::Warning,
+                        "FailedCreate",
+                        format!("Error creating: {e}"),
+                    );
+                    failed = Some(e);
+                }
+            }
+        }
+    }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// Upstream's updateDaemonSetStatus, from the cache before this sync.
+async fn write_status(
+    ctx: &Ctx,
+    ds: &DaemonSet,
+    fits: &BTreeMap<String, Fit>,
+    by_node: &HashMap<String, Vec<Arc<Pod>>>,
+    hash: &str,
+    collision_count: i32,
+) -> Result<(), Error> {
+    let min_ready = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .map_or(0, i64::from);
+    let now = Timestamp::now();
+    let (mut desired, mut current, mut misscheduled) = (0, 0, 0);
+    let (mut ready, mut available, mut updated) = (0, 0, 0);
+    for (node, fit) in fits {
+        let first = by_node.get(node).and_then(|p| p.first());
+        if fit.should_run {
+            desired += 1;
+            if let Some(pod) = first {
+                current += 1;
+                if is_ready(pod) {
+                    ready += 1;
+                    if is_available(pod, min_ready, now) {
+                        available += 1;
+                    }
+                }
+                if rollout::is_updated(pod, hash) {
+                    updated += 1;
+                }
+            }
+        } else if first.is_some() {
+            misscheduled += 1;
+        }
+    }
+    let unavailable = desired - available;
+    let s = ds.status.clone().unwrap_or_default();
+    let unchanged = s.desired_number_scheduled == desired
+        && s.current_number_scheduled == current
+        && s.number_misscheduled == misscheduled
+        && s.number_ready == ready
+        && s.number_available.unwrap_or(0) == available
+        && s.number_unavailable.unwrap_or(0) == unavailable
+        && s.updated_number_scheduled.unwrap_or(0) == updated
+        && s.collision_count.unwrap_or(0) == collision_count
+        && s.observed_generation == ds.metadata.generation;
+    if unchanged {
+        return Ok(());
+    }
+    let patch = json!({"status": {
+        "desiredNumberScheduled": desired,
+        "currentNumberScheduled": current,
+        "numberMisscheduled": misscheduled,
+        "numberReady": ready,
+        "numberAvailable": available,
+        "numberUnavailable": unavailable,
+        "updatedNumberScheduled": updated,
+        "collisionCount": collision_count,
+        "observedGeneration": ds.metadata.generation,
+    }});
+    let api: Api<DaemonSet> =
+        Api::namespaced(ctx.client.clone(), &ds.namespace().unwrap_or_default());
+    match api
+        .patch_status(
+            &ds.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
