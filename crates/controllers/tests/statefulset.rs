@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
@@ -144,7 +144,12 @@ async fn ordered_ready_creates_in_order_and_scales_down_from_the_top() {
     let env = env().await;
     let set = env
         .sets
-        .create(&PostParams::default(), &statefulset("web", 3, json!({})))
+        .create(&PostParams::default(), &{
+            let mut set = statefulset("web", 3, json!({}));
+            let spec = set.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+            spec.node_name = Some("n1".to_owned());
+            set
+        })
         .await
         .unwrap();
     common::eventually("web-0", || async { env.names("web").await == ["web-0"] }).await;
@@ -207,25 +212,42 @@ async fn ordered_ready_creates_in_order_and_scales_down_from_the_top() {
         )
         .await
         .unwrap();
-    let seen = RefCell::new(Vec::<Vec<String>>::new());
-    common::eventually("scaled to 1", || async {
-        let names = env.names("web").await;
-        let mut seen = seen.borrow_mut();
-        if seen.last() != Some(&names) {
-            seen.push(names.clone());
+    // The pods are bound to a node, so deletion is graceful and, with no
+    // kubelet, lasts until the test removes the pod.
+    let terminating = |name: &'static str| {
+        let pods = &env.pods;
+        async move {
+            pods.get_opt(name)
+                .await
+                .unwrap()
+                .is_some_and(|p| p.metadata.deletion_timestamp.is_some())
         }
-        names == ["web-0"]
+    };
+    common::eventually("web-2 terminating", || terminating("web-2")).await;
+    pause().await;
+    assert_eq!(
+        env.names("web").await,
+        ["web-0", "web-1"],
+        "web-1 waits until web-2 is gone"
+    );
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    env.pods.delete("web-2", &now).await.unwrap();
+    common::eventually("web-1 terminating", || terminating("web-1")).await;
+    env.pods.delete("web-1", &now).await.unwrap();
+    common::eventually("scaled to 1", || async {
+        env.pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .len()
+            == 1
     })
     .await;
-    let seen = seen.into_inner();
-    let has = |names: &Vec<String>, n: &str| names.iter().any(|x| x == n);
-    for names in &seen {
-        assert!(
-            has(names, "web-1") || !has(names, "web-2"),
-            "web-1 went before web-2: {seen:?}"
-        );
-        assert!(has(names, "web-0"), "{seen:?}");
-    }
+    assert_eq!(env.names("web").await, ["web-0"]);
     common::eventually("status after scale-down", || async {
         let s = env.status("web").await;
         s.replicas == 1 && s.ready_replicas == Some(1) && s.observed_generation == Some(2)
