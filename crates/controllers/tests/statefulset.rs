@@ -521,3 +521,43 @@ async fn on_delete_replaces_only_deleted_pods() {
     assert_eq!(revision(&env.pods.get("od-0").await.unwrap()), old);
     env.finish().await;
 }
+
+#[tokio::test]
+async fn adopts_orphans_with_its_pod_names() {
+    let env = env().await;
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "ad-0", "labels": {"app": "ad"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1"}]},
+    }))
+    .unwrap();
+    let orphan = env
+        .pods
+        .create(&PostParams::default(), &orphan)
+        .await
+        .unwrap();
+    let set = env
+        .sets
+        .create(
+            &PostParams::default(),
+            // OnDelete: a RollingUpdate would replace the adopted pod, which
+            // lacks a revision label.
+            &statefulset(
+                "ad",
+                2,
+                json!({"podManagementPolicy": "Parallel", "updateStrategy": {"type": "OnDelete"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    common::eventually("ad-0 adopted, ad-1 created", || async {
+        let pods = env.pods_of("ad").await;
+        pods.len() == 2
+            && pods["ad-0"].uid() == orphan.uid()
+            && pods["ad-0"]
+                .owner_references()
+                .iter()
+                .any(|r| r.controller == Some(true) && Some(&r.uid) == set.metadata.uid.as_ref())
+    })
+    .await;
+    env.finish().await;
+}

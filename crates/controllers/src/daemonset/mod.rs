@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventType, Recorder};
 use crate::replicaset::pods::{controller_of, is_available, is_ready, pod_from_template};
+use crate::statefulset::adoption;
 use crate::statefulset::history::{self, HASH_LABEL};
 use expectations::Expectations;
 use placement::Fit;
@@ -238,13 +239,23 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .collect();
     let mut by_node: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
     let mut nowhere: Vec<Arc<Pod>> = Vec::new();
-    for pod in ctx
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let in_namespace: Vec<Arc<Pod>> = ctx
         .pods
         .state()
         .into_iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|p| controller_of(&p.metadata).is_some_and(|o| o.uid == uid))
-    {
+        .collect();
+    let owned = adoption::claim(
+        &pod_api,
+        in_namespace,
+        &spec.selector,
+        &controller_ref(&ds),
+        false,
+        |_| true,
+    )
+    .await?;
+    for pod in owned {
         match placement::target_node(&pod).filter(|n| fits.contains_key(n)) {
             Some(node) => by_node.entry(node).or_default().push(pod),
             None => nowhere.push(pod),

@@ -15,9 +15,10 @@
 //!   `currentRevision` becomes `updateRevision` once a RollingUpdate has
 //!   replaced and readied every pod.
 //!
-//! Not done: adopting orphan pods or revisions, and the
-//! `StatefulSetStartOrdinal`-style renumbering of existing pods.
+//! Orphan pods named like the set's and matching its selector are adopted
+//! ([`adoption`]). Not done: adopting orphan revisions.
 
+pub mod adoption;
 pub mod claims;
 pub mod history;
 pub mod identity;
@@ -172,13 +173,21 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
     let want = spec.replicas.unwrap_or(1).max(0);
     let mut replicas: Vec<Option<Arc<Pod>>> = vec![None; usize::try_from(want).unwrap_or(0)];
     let mut condemned: Vec<(i32, Arc<Pod>)> = Vec::new();
-    let owned: Vec<Arc<Pod>> = ctx
+    let in_namespace: Vec<Arc<Pod>> = ctx
         .pods
         .state()
         .into_iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|p| controller_of(&p.metadata).is_some_and(|o| o.uid == uid))
         .collect();
+    let owned = adoption::claim(
+        &pod_api,
+        in_namespace,
+        &spec.selector,
+        &controller_ref(&set),
+        false,
+        |p| identity::ordinal_of(&name, &p.name_any()).is_some(),
+    )
+    .await?;
     for pod in &owned {
         let Some(ordinal) = identity::ordinal_of(&name, &pod.name_any()) else {
             continue;
