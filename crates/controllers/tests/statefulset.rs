@@ -561,3 +561,48 @@ async fn adopts_orphans_with_its_pod_names() {
     .await;
     env.finish().await;
 }
+
+#[tokio::test]
+async fn max_unavailable_replaces_several_at_once() {
+    let env = env().await;
+    env.sets
+        .create(
+            &PostParams::default(),
+            &statefulset(
+                "mu",
+                4,
+                json!({
+                    "podManagementPolicy": "Parallel",
+                    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}},
+                }),
+            ),
+        )
+        .await
+        .unwrap();
+    env.ready_all("mu", 4).await;
+    let old = revision(&env.pods.get("mu-0").await.unwrap());
+    env.sets
+        .patch(
+            "mu",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}})),
+        )
+        .await
+        .unwrap();
+    let worst = Cell::new(0);
+    common::eventually("all updated", || async {
+        let pods = env.pods_of("mu").await;
+        let unavailable = 4 - pods.values().filter(|p| is_ready(p)).count();
+        worst.set(worst.get().max(unavailable));
+        for (name, p) in &pods {
+            if !is_ready(p) {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                env.mark_ready(name).await;
+            }
+        }
+        pods.len() == 4 && pods.values().all(|p| revision(p) != old && is_ready(p))
+    })
+    .await;
+    assert_eq!(worst.get(), 2, "two at a time, never more");
+    env.finish().await;
+}

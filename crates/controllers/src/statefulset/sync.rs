@@ -77,14 +77,15 @@ impl Pass<'_> {
         usize::try_from(p).unwrap_or(0)
     }
 
-    fn max_unavailable(&self) -> i32 {
+    /// `maxUnavailable` of the replicas (rounded down, at least 1), if set.
+    fn max_unavailable(&self) -> Option<i32> {
         let v = self
             .spec()
             .and_then(|s| s.update_strategy.as_ref())
             .and_then(|u| u.rolling_update.as_ref())
-            .and_then(|r| r.max_unavailable.as_ref());
+            .and_then(|r| r.max_unavailable.as_ref())?;
         let replicas = i32::try_from(self.replicas.len()).unwrap_or(i32::MAX);
-        scaled(v, "1", replicas, false).max(1)
+        Some(scaled(Some(v), "1", replicas, false).max(1))
     }
 
     fn min_ready(&self) -> i64 {
@@ -171,22 +172,42 @@ impl Pass<'_> {
     }
 
     /// Replaces pods at an old revision from the highest ordinal down to
-    /// the partition, no more than `maxUnavailable` unhealthy at once.
+    /// the partition: one at a time, waiting at the first unhealthy pod
+    /// (upstream's default), or with `maxUnavailable` set, as many as keep
+    /// no more than that many replicas unhealthy (upstream's
+    /// MaxUnavailableStatefulSet).
     async fn roll(&mut self) -> Result<bool, kube::Error> {
         let update = self.revisions.update_name.to_owned();
+        let partition = self.partition();
+        let stale =
+            |pod: &Pod| identity::revision_of(pod) != Some(update.as_str()) && !is_terminating(pod);
+        if self.max_unavailable().is_none() {
+            for index in (partition..self.replicas.len()).rev() {
+                let Some(pod) = self.replicas[index].clone() else {
+                    return Ok(true);
+                };
+                if stale(&pod) {
+                    self.delete(&pod, "").await?;
+                    return Ok(true);
+                }
+                if !self.healthy(&pod) {
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
+        let max = i64::from(self.max_unavailable().unwrap_or(1));
         let unavailable = self
             .replicas
             .iter()
             .filter(|p| p.as_ref().is_none_or(|p| !self.healthy(p)))
             .count();
-        let mut budget =
-            i64::from(self.max_unavailable()) - i64::try_from(unavailable).unwrap_or(i64::MAX);
-        let partition = self.partition();
+        let mut budget = max - i64::try_from(unavailable).unwrap_or(i64::MAX);
         for index in (partition..self.replicas.len()).rev() {
             let Some(pod) = self.replicas[index].clone() else {
                 continue;
             };
-            if identity::revision_of(&pod) == Some(update.as_str()) || is_terminating(&pod) {
+            if !stale(&pod) {
                 continue;
             }
             let healthy = self.healthy(&pod);
