@@ -8,7 +8,7 @@ mod common;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -361,6 +361,14 @@ async fn rolling_update_keeps_max_unavailable() {
         "{} nodes unavailable at once",
         worst.get()
     );
+    // Two ControllerRevisions, `<ds>-<hash>`, numbered in order.
+    let new = hash(&env.by_node("roll").await["a"][0]);
+    let revisions: Api<ControllerRevision> = Api::namespaced(env.server.client.clone(), "default");
+    let mut revs = revisions.list(&ListParams::default()).await.unwrap().items;
+    revs.sort_by_key(|r| r.revision);
+    let names: Vec<String> = revs.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(names, [format!("roll-{old}"), format!("roll-{new}")]);
+    assert_eq!(revs.iter().map(|r| r.revision).collect::<Vec<_>>(), [1, 2]);
     assert!(worst.get() >= 1, "the rollout replaced pods");
     common::eventually("updated status", || async {
         let s = env.status("roll").await;

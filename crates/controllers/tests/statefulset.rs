@@ -573,6 +573,7 @@ async fn max_unavailable_replaces_several_at_once() {
                 4,
                 json!({
                     "podManagementPolicy": "Parallel",
+                    "revisionHistoryLimit": 0,
                     "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}},
                 }),
             ),
@@ -604,5 +605,20 @@ async fn max_unavailable_replaces_several_at_once() {
     })
     .await;
     assert_eq!(worst.get(), 2, "two at a time, never more");
+    // revisionHistoryLimit 0: only the live revision is kept.
+    let new = revision(&env.pods.get("mu-0").await.unwrap());
+    let revisions: Api<ControllerRevision> = Api::namespaced(env.client.clone(), "default");
+    common::eventually("old revision pruned", || async {
+        let names: Vec<String> = revisions
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect();
+        names == [new.clone()]
+    })
+    .await;
     env.finish().await;
 }
