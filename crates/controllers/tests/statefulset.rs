@@ -549,10 +549,14 @@ async fn adopts_orphans_with_its_pod_names() {
         )
         .await
         .unwrap();
-    common::eventually("ad-0 adopted, ad-1 created", || async {
+    common::eventually("ad-0 adopted and labelled, ad-1 created", || async {
         let pods = env.pods_of("ad").await;
         pods.len() == 2
             && pods["ad-0"].uid() == orphan.uid()
+            && pods["ad-0"]
+                .labels()
+                .get("statefulset.kubernetes.io/pod-name")
+                == Some(&"ad-0".to_owned())
             && pods["ad-0"]
                 .owner_references()
                 .iter()

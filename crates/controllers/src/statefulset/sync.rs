@@ -14,8 +14,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
+use serde_json::json;
 
 use super::pods::{is_finished, is_healthy, is_terminating};
 use super::{claims, identity};
@@ -127,6 +128,7 @@ impl Pass<'_> {
                 continue;
             }
             if !is_terminating(&pod) {
+                self.fix_identity(&pod, ordinal).await?;
                 claims::create_missing(self.claims, self.set, ordinal, self.existing_claims)
                     .await?;
                 claims::apply_retention(
@@ -220,6 +222,34 @@ impl Pass<'_> {
             }
         }
         Ok(false)
+    }
+
+    /// Restores the identity labels of a pod (an adopted one, or one a
+    /// user relabelled), as upstream's updateStatefulPod.
+    async fn fix_identity(&self, pod: &Pod, ordinal: i32) -> Result<(), kube::Error> {
+        let labels = pod.labels();
+        let name = pod.name_any();
+        let index = ordinal.to_string();
+        if labels.get(identity::POD_NAME_LABEL) == Some(&name)
+            && labels.get(identity::POD_INDEX_LABEL) == Some(&index)
+        {
+            return Ok(());
+        }
+        let patch = json!({"metadata": {
+            "labels": {(identity::POD_NAME_LABEL): name, (identity::POD_INDEX_LABEL): index},
+            "resourceVersion": pod.metadata.resource_version,
+        }});
+        match self
+            .pods
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) || matches!(&e, kube::Error::Api(s) if s.code == 409) => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn create(&mut self, index: usize, ordinal: i32) -> Result<(), kube::Error> {
