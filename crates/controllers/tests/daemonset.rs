@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
@@ -300,6 +300,28 @@ async fn one_pod_per_eligible_node_following_node_changes() {
             .is_some_and(|p| p.len() == 1 && p[0].name_any() != failed)
     })
     .await;
+    let events: Api<Event> = Api::namespaced(env.server.client.clone(), "default");
+    let found: Vec<(String, String)> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("daemonset-controller")
+        })
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect();
+    for reason in ["SuccessfulCreate", "SuccessfulDelete", "FailedDaemonPod"] {
+        assert!(
+            found.iter().any(|(r, _)| r == reason),
+            "{reason}: {found:?}"
+        );
+    }
+    assert!(found.contains(&(
+        "SuccessfulDelete".to_owned(),
+        format!("Deleted pod: {failed}")
+    )));
     stop.cancel();
     task.await.unwrap();
 }

@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
@@ -296,6 +296,33 @@ async fn parallel_creates_all_at_once_and_replaces_failed_pods() {
         .await
         .unwrap();
     common::eventually("no pods", || async { env.names("par").await.is_empty() }).await;
+    let events: Api<Event> = Api::namespaced(env.client.clone(), "default");
+    let reasons: Vec<(String, String, String)> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some("par"))
+        .map(|e| {
+            (
+                e.reason.unwrap_or_default(),
+                e.source.and_then(|s| s.component).unwrap_or_default(),
+                e.message.unwrap_or_default(),
+            )
+        })
+        .collect();
+    for wanted in [
+        "create Pod par-0 in StatefulSet par successful",
+        "delete Pod par-2 in StatefulSet par successful",
+    ] {
+        assert!(
+            reasons
+                .iter()
+                .any(|(_, c, m)| c == "statefulset-controller" && m == wanted),
+            "{wanted}: {reasons:?}"
+        );
+    }
     env.finish().await;
 }
 
@@ -352,6 +379,40 @@ async fn claims_from_volume_claim_templates() {
             && claims.get_opt("data-db-0").await.unwrap().is_some()
     })
     .await;
+
+    // whenDeleted: Delete makes the set an owner of its claims, so they go
+    // with it; Retain (db) keeps them.
+    let gone = statefulset(
+        "gone",
+        1,
+        json!({
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}],
+        }),
+    );
+    env.sets
+        .create(&PostParams::default(), &keep)
+        .await
+        .unwrap();
+    common::eventually("data-gone-0", || async {
+        claims.get_opt("data-gone-0").await.unwrap().is_some()
+    })
+    .await;
+    for name in ["db", "gone"] {
+        env.sets
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    common::eventually("data-gone-0 deleted with its set", || async {
+        claims.get_opt("data-gone-0").await.unwrap().is_none() && env.names("gone").await.is_empty()
+    })
+    .await;
+    pause().await;
+    assert!(
+        claims.get_opt("data-db-0").await.unwrap().is_some(),
+        "Retain"
+    );
     env.finish().await;
 }
 
