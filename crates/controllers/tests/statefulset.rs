@@ -391,7 +391,7 @@ async fn claims_from_volume_claim_templates() {
         }),
     );
     env.sets
-        .create(&PostParams::default(), &keep)
+        .create(&PostParams::default(), &gone)
         .await
         .unwrap();
     common::eventually("data-gone-0", || async {
