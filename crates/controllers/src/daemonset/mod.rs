@@ -15,8 +15,11 @@
 
 pub mod backoff;
 pub mod expectations;
+mod manage;
 pub mod placement;
 pub mod rollout;
+mod status;
+mod sync_nodes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -27,16 +30,14 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{EventType, Recorder};
-use crate::replicaset::pods::{controller_of, is_available, is_ready, pod_from_template};
+use crate::events::Recorder;
+use crate::replicaset::pods::{controller_of, is_available, is_ready};
 use crate::statefulset::adoption;
 use crate::statefulset::history::{self, HASH_LABEL};
 use expectations::Expectations;
@@ -174,20 +175,6 @@ fn daemon_template(ds: &DaemonSet) -> PodTemplateSpec {
     t
 }
 
-/// What one sync decided to do.
-#[derive(Default)]
-struct Plan {
-    create_on: Vec<String>,
-    delete: Vec<Arc<Pod>>,
-    requeue: Option<Duration>,
-}
-
-impl Plan {
-    fn wake_in(&mut self, d: Duration) {
-        self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
-    }
-}
-
 async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     ctx.pods
         .wait_until_ready()
@@ -280,9 +267,9 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     };
     let surge = rolling && max_surge > 0;
 
-    let mut plan = Plan::default();
+    let mut plan = manage::Plan::default();
     if ctx.expectations.satisfied(&key, &ns, &ctx.pods) {
-        manage(&ctx, &ds, &key, &fits, &by_node, surge, &hash, &mut plan);
+        manage::manage(&ctx, &ds, &key, &fits, &by_node, surge, &hash, &mut plan);
         plan.delete.extend(
             nowhere
                 .iter()
@@ -320,11 +307,11 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             }
             plan.create_on.extend(step.create_on);
         }
-        let result = execute(&ctx, &ds, &key, &template, &hash, &mut plan).await;
-        write_status(&ctx, &ds, &fits, &by_node, &hash, synced.collision_count).await?;
+        let result = sync_nodes::execute(&ctx, &ds, &key, &template, &hash, &mut plan).await;
+        status::write_status(&ctx, &ds, &fits, &by_node, &hash, synced.collision_count).await?;
         result?;
     } else {
-        write_status(&ctx, &ds, &fits, &by_node, &hash, synced.collision_count).await?;
+        status::write_status(&ctx, &ds, &fits, &by_node, &hash, synced.collision_count).await?;
     }
 
     let mut live: HashSet<String> = HashSet::from([hash.clone()]);
@@ -359,270 +346,4 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     Ok(plan
         .requeue
         .map_or_else(Action::await_change, Action::requeue))
-}
-
-/// Upstream's podsShouldBeOnNode over every node: which nodes need a pod,
-/// which pods must go (ineligible node, failed, extra).
-#[allow(clippy::too_many_arguments)]
-fn manage(
-    ctx: &Ctx,
-    ds: &DaemonSet,
-    key: &str,
-    fits: &BTreeMap<String, Fit>,
-    by_node: &HashMap<String, Vec<Arc<Pod>>>,
-    surge: bool,
-    hash: &str,
-    plan: &mut Plan,
-) {
-    let empty = Vec::new();
-    for (node, fit) in fits {
-        let pods = by_node.get(node).unwrap_or(&empty);
-        if fit.should_run && pods.is_empty() {
-            plan.create_on.push(node.clone());
-            continue;
-        }
-        let live = pods
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none());
-        if !fit.should_continue {
-            plan.delete.extend(live.cloned());
-            continue;
-        }
-        let mut running: Vec<&Arc<Pod>> = Vec::new();
-        for pod in live {
-            match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
-                Some("Failed") => {
-                    if let Some(wait) = ctx.backoff.try_act(&format!("{key}/{node}")) {
-                        plan.wake_in(wait);
-                        continue;
-                    }
-                    ctx.recorder.record(
-                        ds,
-                        EventType::Warning,
-                        "FailedDaemonPod",
-                        format!(
-                            "Found failed daemon pod {}/{} on node {node}, will try to kill it",
-                            pod.namespace().unwrap_or_default(),
-                            pod.name_any()
-                        ),
-                    );
-                    plan.delete.push(pod.clone());
-                }
-                Some("Succeeded") => plan.delete.push(pod.clone()),
-                _ => running.push(pod),
-            }
-        }
-        if !surge {
-            // Keep the oldest.
-            plan.delete
-                .extend(running.iter().skip(1).map(|p| (*p).clone()));
-            continue;
-        }
-        // Surge: the oldest new and the oldest old pod may overlap while
-        // the new one is not ready yet.
-        let (mut new, mut old): (Option<&Arc<Pod>>, Option<&Arc<Pod>>) = (None, None);
-        for pod in running {
-            let slot = if rollout::is_updated(pod, hash) {
-                &mut new
-            } else {
-                &mut old
-            };
-            if slot.is_none() {
-                *slot = Some(pod);
-            } else {
-                plan.delete.push(pod.clone());
-            }
-        }
-        if let (Some(new), Some(old)) = (new, old)
-            && (!is_ready(old) || is_ready(new))
-        {
-            plan.delete.push(old.clone());
-        }
-    }
-}
-
-/// Deletes then creates what `plan` says (upstream's syncNodes), with
-/// expectations, events and slow-start creation batches.
-async fn execute(
-    ctx: &Ctx,
-    ds: &DaemonSet,
-    key: &str,
-    template: &PodTemplateSpec,
-    hash: &str,
-    plan: &mut Plan,
-) -> Result<(), Error> {
-    let ns = ds.namespace().unwrap_or_default();
-    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut seen = HashSet::new();
-    plan.delete.retain(|p| seen.insert(p.uid()));
-    plan.delete.truncate(BURST);
-    let mut failed: Option<kube::Error> = None;
-    let deletes = plan.delete.iter().map(|pod| {
-        let pod_api = pod_api.clone();
-        async move {
-            let params = DeleteParams {
-                preconditions: Some(Preconditions {
-                    uid: pod.uid(),
-                    resource_version: None,
-                }),
-                ..DeleteParams::default()
-            };
-            (pod, pod_api.delete(&pod.name_any(), &params).await)
-        }
-    });
-    for (pod, result) in futures::future::join_all(deletes).await {
-        match result {
-            Ok(_) => {
-                if let Some(uid) = pod.uid() {
-                    ctx.expectations.deleted(key, uid);
-                }
-                ctx.recorder.record(
-                    ds,
-                    EventType::Normal,
-                    "SuccessfulDelete",
-                    format!("Deleted pod: {}", pod.name_any()),
-                );
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => {
-                ctx.recorder.record(
-                    ds,
-                    EventType::Warning,
-                    "FailedDelete",
-                    format!("Error deleting: {e}"),
-                );
-                failed = Some(e);
-            }
-        }
-    }
-
-    let mut seen = HashSet::new();
-    plan.create_on.retain(|n| seen.insert(n.clone()));
-    plan.create_on.truncate(BURST);
-    let generation = ds.metadata.generation.unwrap_or(0).to_string();
-    let mut base = pod_from_template(template, &ns, &ds.name_any(), controller_ref(ds));
-    let labels = base.metadata.labels.get_or_insert_with(BTreeMap::new);
-    labels.insert(HASH_LABEL.to_owned(), hash.to_owned());
-    labels.insert(TEMPLATE_GENERATION_LABEL.to_owned(), generation);
-    let post = PostParams::default();
-    let mut batch = 1;
-    let mut remaining: &[String] = &plan.create_on;
-    while !remaining.is_empty() && failed.is_none() {
-        let (now, rest) = remaining.split_at(batch.min(remaining.len()));
-        remaining = rest;
-        batch *= 2;
-        let creates = now.iter().map(|node| {
-            let mut pod = base.clone();
-            if let Some(spec) = pod.spec.as_mut() {
-                placement::pin_to_node(spec, node);
-            }
-            let pod_api = pod_api.clone();
-            let post = &post;
-            async move { pod_api.create(post, &pod).await }
-        });
-        for result in futures::future::join_all(creates).await {
-            match result {
-                Ok(p) => {
-                    ctx.expectations.created(key, p.name_any());
-                    ctx.recorder.record(
-                        ds,
-                        EventType::Normal,
-                        "SuccessfulCreate",
-                        format!("Created pod: {}", p.name_any()),
-                    );
-                }
-                Err(e) => {
-                    ctx.recorder.record(
-                        ds,
-                        EventType::Warning,
-                        "FailedCreate",
-                        format!("Error creating: {e}"),
-                    );
-                    failed = Some(e);
-                }
-            }
-        }
-    }
-    match failed {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
-}
-
-/// Upstream's updateDaemonSetStatus, from the cache before this sync.
-async fn write_status(
-    ctx: &Ctx,
-    ds: &DaemonSet,
-    fits: &BTreeMap<String, Fit>,
-    by_node: &HashMap<String, Vec<Arc<Pod>>>,
-    hash: &str,
-    collision_count: i32,
-) -> Result<(), Error> {
-    let min_ready = ds
-        .spec
-        .as_ref()
-        .and_then(|s| s.min_ready_seconds)
-        .map_or(0, i64::from);
-    let now = Timestamp::now();
-    let (mut desired, mut current, mut misscheduled) = (0, 0, 0);
-    let (mut ready, mut available, mut updated) = (0, 0, 0);
-    for (node, fit) in fits {
-        let first = by_node.get(node).and_then(|p| p.first());
-        if fit.should_run {
-            desired += 1;
-            if let Some(pod) = first {
-                current += 1;
-                if is_ready(pod) {
-                    ready += 1;
-                    if is_available(pod, min_ready, now) {
-                        available += 1;
-                    }
-                }
-                if rollout::is_updated(pod, hash) {
-                    updated += 1;
-                }
-            }
-        } else if first.is_some() {
-            misscheduled += 1;
-        }
-    }
-    let unavailable = desired - available;
-    let s = ds.status.clone().unwrap_or_default();
-    let unchanged = s.desired_number_scheduled == desired
-        && s.current_number_scheduled == current
-        && s.number_misscheduled == misscheduled
-        && s.number_ready == ready
-        && s.number_available.unwrap_or(0) == available
-        && s.number_unavailable.unwrap_or(0) == unavailable
-        && s.updated_number_scheduled.unwrap_or(0) == updated
-        && s.collision_count.unwrap_or(0) == collision_count
-        && s.observed_generation == ds.metadata.generation;
-    if unchanged {
-        return Ok(());
-    }
-    let patch = json!({"status": {
-        "desiredNumberScheduled": desired,
-        "currentNumberScheduled": current,
-        "numberMisscheduled": misscheduled,
-        "numberReady": ready,
-        "numberAvailable": available,
-        "numberUnavailable": unavailable,
-        "updatedNumberScheduled": updated,
-        "collisionCount": collision_count,
-        "observedGeneration": ds.metadata.generation,
-    }});
-    let api: Api<DaemonSet> =
-        Api::namespaced(ctx.client.clone(), &ds.namespace().unwrap_or_default());
-    match api
-        .patch_status(
-            &ds.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
