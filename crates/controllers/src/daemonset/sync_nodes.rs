@@ -73,7 +73,7 @@ pub(super) async fn execute(
     let mut seen = HashSet::new();
     plan.create_on.retain(|n| seen.insert(n.clone()));
     plan.create_on.truncate(BURST);
-    let generation = ds.metadata.generation.unwrap_or(0).to_string();
+    let generation = template_generation(ds);
     let mut base = pod_from_template(template, &ns, &ds.name_any(), controller_ref(ds));
     let labels = base.metadata.labels.get_or_insert_with(BTreeMap::new);
     labels.insert(HASH_LABEL.to_owned(), hash.to_owned());
@@ -121,4 +121,14 @@ pub(super) async fn execute(
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
+}
+
+/// The template generation: upstream's apiserver keeps it in the
+/// `deprecated.daemonset.template.generation` annotation (bumped only by
+/// template changes); without it, the object's generation.
+fn template_generation(ds: &DaemonSet) -> String {
+    ds.annotations()
+        .get("deprecated.daemonset.template.generation")
+        .cloned()
+        .unwrap_or_else(|| ds.metadata.generation.unwrap_or(0).to_string())
 }
