@@ -2,8 +2,8 @@
 //! pod per eligible node ([`placement`]), rolled by RollingUpdate
 //! ([`rollout`]) or OnDelete, with ControllerRevisions as history.
 //!
-//! * Watches pods (a pod maps to its controlling DaemonSet) and nodes (a
-//!   node change re-syncs every DaemonSet).
+//! * Watches pods and ControllerRevisions (each maps to its controlling
+//!   DaemonSet) and nodes (a node change re-syncs every DaemonSet).
 //! * A sync, once its [`expectations`] are met: creates pods on nodes that
 //!   should run one and have none (slow-start batches), deletes pods on
 //!   nodes that may no longer run them or that are gone, extra pods on a
@@ -74,6 +74,7 @@ pub enum Error {
 struct Ctx {
     client: kube::Client,
     pods: Store<Pod>,
+    revisions: Store<ControllerRevision>,
     nodes: Store<Node>,
     expectations: Expectations,
     backoff: backoff::Backoff,
@@ -87,10 +88,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let (pod_cache, pod_writer) = reflector::store::<Pod>();
+    let (rev_cache, rev_writer) = reflector::store::<ControllerRevision>();
     let (node_cache, node_writer) = reflector::store::<Node>();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         pods: pod_cache,
+        revisions: rev_cache,
         nodes: node_cache,
         expectations: Expectations::default(),
         backoff: backoff::Backoff::default(),
@@ -101,6 +104,13 @@ pub async fn run(
         watcher::Config::default(),
     );
     let observer = ctx.clone();
+    let rev_events = watcher(
+        Api::<ControllerRevision>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(rev_writer)
+    .touched_objects();
     let pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .map_ok(move |event| {
@@ -129,6 +139,9 @@ pub async fn run(
                 .then(|| ObjectRef::new(&owner.name).within(&pod.namespace().unwrap_or_default()))
         })
         .reconcile_all_on(node_events)
+        .watches_stream(rev_events, |rev: ControllerRevision| {
+            history::owner_of(&rev, "DaemonSet")
+        })
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)
@@ -180,6 +193,10 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .wait_until_ready()
         .await
         .map_err(|_| Error::CacheStopped)?;
+    ctx.revisions
+        .wait_until_ready()
+        .await
+        .map_err(|_| Error::CacheStopped)?;
     ctx.nodes
         .wait_until_ready()
         .await
@@ -197,7 +214,7 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let rev_api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &ns);
     let status = ds.status.clone().unwrap_or_default();
 
-    let mut revs = history::owned(&rev_api, &uid).await?;
+    let mut revs = history::owned(&ctx.revisions, &ns, &uid);
     let synced = history::sync(
         &rev_api,
         controller_ref(&ds),

@@ -9,7 +9,8 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
@@ -50,20 +51,34 @@ fn same_data(rev: &ControllerRevision, data: &Value) -> bool {
     rev.data.as_ref().is_some_and(|d| &d.0 == data)
 }
 
-/// The revisions `owner_uid` controls in `namespace`, oldest first.
-pub async fn owned(
-    api: &Api<ControllerRevision>,
+/// The revisions `owner_uid` controls in `namespace`, oldest first, from
+/// a cache of ControllerRevisions (a stale cache only makes `sync` meet
+/// its own revision again as a 409, and `truncate` delete one twice).
+pub fn owned(
+    cache: &Store<ControllerRevision>,
+    namespace: &str,
     owner_uid: &str,
-) -> Result<Vec<ControllerRevision>, kube::Error> {
-    let mut revs: Vec<ControllerRevision> = api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
+) -> Vec<ControllerRevision> {
+    let mut revs: Vec<ControllerRevision> = cache
+        .state()
+        .iter()
+        .filter(|r| r.metadata.namespace.as_deref() == Some(namespace))
         .filter(|r| controller_of(&r.metadata).is_some_and(|o| o.uid == owner_uid))
+        .map(|r| (**r).clone())
         .collect();
     revs.sort_by_key(|r| (r.revision, r.name_any()));
-    Ok(revs)
+    revs
+}
+
+/// The owner (of `kind`) a revision event concerns, to re-sync it when
+/// someone changes or deletes its history.
+pub fn owner_of<K>(rev: &ControllerRevision, kind: &str) -> Option<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let owner = controller_of(&rev.metadata)?;
+    (owner.kind == kind && owner.api_version.starts_with("apps/"))
+        .then(|| ObjectRef::new(&owner.name).within(&rev.namespace().unwrap_or_default()))
 }
 
 /// The revision for `template` (created, or an equal one rolled forward

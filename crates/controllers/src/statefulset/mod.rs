@@ -5,8 +5,9 @@
 //! history as ControllerRevisions ([`history`]).
 //!
 //! * One pod watch feeds a cache and the triggers (a pod maps to its
-//!   controlling StatefulSet). Revisions and claims are listed live each
-//!   sync; they change only when this controller (or a user) writes them.
+//!   controlling StatefulSet); a ControllerRevision watch feeds a second
+//!   cache and re-syncs the revision's owner. Claims are listed live when
+//!   the set has volumeClaimTemplates.
 //! * Pods have fixed names, so a stale cache cannot duplicate them: a
 //!   repeated create gets 409, a repeated delete has a uid precondition.
 //! * Status (`replicas`, `readyReplicas`, `currentReplicas`,
@@ -68,6 +69,7 @@ pub enum Error {
 struct Ctx {
     client: kube::Client,
     pods: Store<Pod>,
+    revisions: Store<ControllerRevision>,
     recorder: Recorder,
 }
 
@@ -78,21 +80,33 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let (pod_cache, writer) = reflector::store::<Pod>();
+    let (rev_cache, rev_writer) = reflector::store::<ControllerRevision>();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         pods: pod_cache,
+        revisions: rev_cache,
         recorder: Recorder::new(client.clone(), "statefulset-controller"),
     });
     let controller = Controller::new(
         Api::<StatefulSet>::all(client.clone()),
         watcher::Config::default(),
     );
-    let pod_events = watcher(Api::<Pod>::all(client), watcher::Config::default())
+    let rev_events = watcher(
+        Api::<ControllerRevision>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(rev_writer)
+    .touched_objects();
+    let pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .reflect(writer)
         .touched_objects();
     controller
         .watches_stream(pod_events, |pod: Pod| set_of(&pod))
+        .watches_stream(rev_events, |rev: ControllerRevision| {
+            history::owner_of(&rev, "StatefulSet")
+        })
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)
@@ -133,6 +147,10 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
         .wait_until_ready()
         .await
         .map_err(|_| Error::CacheStopped)?;
+    ctx.revisions
+        .wait_until_ready()
+        .await
+        .map_err(|_| Error::CacheStopped)?;
     let Some(spec) = set.spec.as_ref() else {
         return Ok(Action::await_change());
     };
@@ -148,7 +166,7 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
     let claim_api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
     let status = set.status.clone().unwrap_or_default();
 
-    let mut revs = history::owned(&rev_api, &uid).await?;
+    let mut revs = history::owned(&ctx.revisions, &ns, &uid);
     let synced = history::sync(
         &rev_api,
         controller_ref(&set),
