@@ -687,3 +687,47 @@ async fn max_unavailable_replaces_several_at_once() {
     .await;
     env.finish().await;
 }
+
+#[tokio::test]
+async fn start_ordinal_and_min_ready_seconds() {
+    let env = env().await;
+    env.sets
+        .create(
+            &PostParams::default(),
+            &statefulset(
+                "mr",
+                2,
+                json!({"ordinals": {"start": 5}, "minReadySeconds": 2}),
+            ),
+        )
+        .await
+        .unwrap();
+    common::eventually("mr-5", || async { env.names("mr").await == ["mr-5"] }).await;
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let patch = json!({"status": {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+    }});
+    env.pods
+        .patch_status("mr-5", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let ready_at = std::time::Instant::now();
+    pause().await;
+    assert_eq!(
+        env.names("mr").await,
+        ["mr-5"],
+        "mr-6 waits for minReadySeconds"
+    );
+    common::eventually("mr-6 once mr-5 is available", || async {
+        env.names("mr").await == ["mr-5", "mr-6"]
+    })
+    .await;
+    assert!(ready_at.elapsed() >= std::time::Duration::from_secs(1));
+    common::eventually("availableReplicas counts only mr-5", || async {
+        let s = env.status("mr").await;
+        s.ready_replicas == Some(1) && s.available_replicas == Some(1)
+    })
+    .await;
+    env.finish().await;
+}
