@@ -329,6 +329,8 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         result?;
     } else {
         status::write_status(&ctx, &ds, &fits, &by_node, &hash, synced.collision_count).await?;
+        // The pod events normally wake it first.
+        plan.wake_in(Duration::from_secs(2));
     }
 
     let mut live: HashSet<String> = HashSet::from([hash.clone()]);
