@@ -529,6 +529,31 @@ async fn rolling_update_with_partition_goes_from_the_top_one_at_a_time() {
             && s.updated_replicas == Some(4)
     })
     .await;
+
+    // `kubectl rollout undo`: the first revision's data, applied as a
+    // strategic merge patch, restores its template; that revision becomes
+    // the newest (3) instead of a new one being made.
+    let first = revisions.get(&old).await.unwrap();
+    let data = first.data.unwrap().0;
+    env.sets
+        .patch("roll", &PatchParams::default(), &Patch::Strategic(&data))
+        .await
+        .unwrap();
+    common::eventually("rolled back", || async {
+        let s = env.status("roll").await;
+        let rev = revisions.get(&old).await.unwrap().revision;
+        s.update_revision.as_deref() == Some(old.as_str()) && rev == 3
+    })
+    .await;
+    assert_eq!(
+        revisions
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
     env.finish().await;
 }
 
