@@ -262,9 +262,29 @@ impl Pass<'_> {
             };
         let pod = identity::new_pod(self.set, template, revision, ordinal, self.owner.clone());
         let name = pod.name_any();
-        for claim in
-            claims::create_missing(self.claims, self.set, ordinal, self.existing_claims).await?
+        let created = match claims::create_missing(
+            self.claims,
+            self.set,
+            ordinal,
+            self.existing_claims,
+        )
+        .await
         {
+            Ok(created) => created,
+            Err(e) => {
+                self.recorder.record(
+                    self.set,
+                    EventType::Warning,
+                    "FailedCreate",
+                    format!(
+                        "create Claim for Pod {name} in StatefulSet {} failed error: {e}",
+                        self.set.name_any()
+                    ),
+                );
+                return Err(e);
+            }
+        };
+        for claim in created {
             self.recorder.record(
                 self.set,
                 EventType::Normal,
