@@ -9,6 +9,7 @@
 //! workload controllers ([`replicaset`], [`deployment`]).
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
@@ -25,6 +26,7 @@ pub mod podgc;
 pub mod replicaset;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod taint_eviction;
 pub mod ttl_after_finished;
 pub mod work_queue;
@@ -51,6 +53,8 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "job-controller",
     "cronjob-controller",
     "ttl-after-finished-controller",
+    "statefulset-controller",
+    "daemonset-controller",
 ];
 
 /// Older names upstream still accepts, and the controller each stands for.
@@ -69,6 +73,8 @@ const ALIASES: &[(&str, &str)] = &[
     ("job", "job-controller"),
     ("cronjob", "cronjob-controller"),
     ("ttl-after-finished", "ttl-after-finished-controller"),
+    ("statefulset", "statefulset-controller"),
+    ("daemonset", "daemonset-controller"),
 ];
 
 /// Controllers that `*` does not turn on (none yet).
@@ -110,6 +116,10 @@ pub struct Config {
     pub job: job::Settings,
     /// CronJob controller tuning (and its clock).
     pub cronjob: cronjob::Settings,
+    /// StatefulSet controller tuning.
+    pub statefulset: statefulset::Settings,
+    /// DaemonSet controller tuning.
+    pub daemonset: daemonset::Settings,
 }
 
 impl Config {
@@ -131,6 +141,8 @@ impl Config {
             podgc: podgc::Settings::default(),
             job: job::Settings::default(),
             cronjob: cronjob::Settings::default(),
+            statefulset: statefulset::Settings::default(),
+            daemonset: daemonset::Settings::default(),
         }
     }
 }
@@ -310,6 +322,16 @@ async fn run_controllers(
             "ttl-after-finished-controller" => {
                 spawn(&mut tasks, name, ttl_after_finished::run(client, token))
             }
+            "statefulset-controller" => spawn(
+                &mut tasks,
+                name,
+                statefulset::run(client, config.statefulset.clone(), token),
+            ),
+            "daemonset-controller" => spawn(
+                &mut tasks,
+                name,
+                daemonset::run(client, config.daemonset.clone(), token),
+            ),
             other => tracing::warn!(controller = other, "no such controller"),
         }
     }
@@ -403,6 +425,8 @@ mod tests {
                 "job-controller",
                 "cronjob-controller",
                 "ttl-after-finished-controller",
+                "statefulset-controller",
+                "daemonset-controller",
             ])
         );
         assert_eq!(
@@ -423,6 +447,8 @@ mod tests {
                 "job-controller",
                 "cronjob-controller",
                 "ttl-after-finished-controller",
+                "statefulset-controller",
+                "daemonset-controller",
             ])
         );
         assert!(!controller_enabled(rs, &sel(&["*", "-replicaset"])));

@@ -214,7 +214,7 @@ impl Monitor {
         stamp: Timestamp,
     ) -> Result<(), Error> {
         let mut zones: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-        for node in nodes {
+        for node in nodes.iter().filter(|n| health::ready(n).is_some()) {
             let entry = zones.entry(taints::zone_of(node)).or_default();
             entry.0 += 1;
             if health::ready_status(node) != "True" {

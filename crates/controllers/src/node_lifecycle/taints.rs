@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use super::health::ready_status;
+use super::health::{self, ready_status};
 
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -43,8 +43,10 @@ fn taint(key: &str, effect: &str, added: Option<Timestamp>) -> Taint {
     }
 }
 
-/// The NoExecute taint the node's readiness calls for, if any.
+/// The NoExecute taint the node's readiness calls for, if any (none for a
+/// node that has not reported yet: the startup grace period covers it).
 pub fn no_execute_key(node: &Node) -> Option<&'static str> {
+    health::ready(node)?;
     match ready_status(node) {
         "True" => None,
         "False" => Some(NOT_READY),
