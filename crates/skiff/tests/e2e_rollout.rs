@@ -9,59 +9,6 @@ mod common;
 use std::time::Duration;
 
 use common::{Ctl, KUBECTLS};
-use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-
-/// Marks every pod without the `stuck` label Running and Ready, until the
-/// returned sender is dropped.
-fn fake_kubelet(c: &skiff_testkit::Cluster) -> std::sync::mpsc::Sender<()> {
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let kubeconfig = c.kubeconfig.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .unwrap();
-            let pods: Api<Pod> = Api::all(kube::Client::try_from(config).unwrap());
-            while matches!(
-                stopped.try_recv(),
-                Err(std::sync::mpsc::TryRecvError::Empty)
-            ) {
-                let list = pods
-                    .list(&ListParams::default().labels("!stuck"))
-                    .await
-                    .map(|l| l.items)
-                    .unwrap_or_default();
-                for p in list {
-                    let ready = p
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready"));
-                    if ready || p.metadata.deletion_timestamp.is_some() {
-                        continue;
-                    }
-                    let patch = serde_json::json!({"status": {"phase": "Running", "conditions": [
-                        {"type": "Ready", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"}
-                    ]}});
-                    let api: Api<Pod> =
-                        Api::namespaced(pods.clone().into_client(), &p.namespace().unwrap());
-                    let _ = api
-                        .patch_status(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-                        .await;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-    });
-    stop
-}
 
 fn image(k: &Ctl<'_>, ns: &str) -> String {
     k.jsonpath(
@@ -98,7 +45,7 @@ fn replicaset_count(k: &Ctl<'_>, ns: &str) -> usize {
 #[test]
 fn kubectl_rollout_subcommands() {
     let c = common::cluster();
-    let _kubelet = fake_kubelet(&c);
+    let _kubelet = common::fake_kubelet::start(&c);
     for minor in KUBECTLS {
         let k = Ctl::new(&c, minor);
         let ns = format!("rollout-{minor}");

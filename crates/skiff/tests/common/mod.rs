@@ -3,6 +3,7 @@
 //! `kubectl get -w` child process, and a `kube` client for the same cluster.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod fake_kubelet;
 pub mod manifests;
 pub mod suite;
 
