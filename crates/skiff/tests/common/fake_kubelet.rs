@@ -31,7 +31,7 @@ pub fn start(c: &Cluster) -> Sender<()> {
             let mut ticks = 0u32;
             while matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
                 pass(&client).await;
-                if ticks % 20 == 0 {
+                if ticks.is_multiple_of(20) {
                     heartbeat(&client).await;
                 }
                 ticks = ticks.wrapping_add(1);
