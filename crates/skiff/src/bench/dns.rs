@@ -23,7 +23,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::server::{Server, client};
-use super::stats::{quantile, spread};
+use super::stats::{cpu_seconds, quantile, spread};
 
 /// The Services are spread over this many namespaces.
 const NAMESPACES: usize = 10;
@@ -37,7 +37,6 @@ const TICK: Duration = Duration::from_millis(100);
 const WARMUP: Duration = Duration::from_secs(1);
 /// `/proc/<pid>/stat` counts CPU time in clock ticks (`USER_HZ`, 100 on
 /// Linux).
-const CLOCK_TICKS: f64 = 100.0;
 /// Query types.
 const TYPE_A: u16 = 1;
 const TYPE_SRV: u16 = 33;
@@ -470,22 +469,6 @@ async fn start_dns(kubeconfig: PathBuf) -> anyhow::Result<DnsThread> {
         shutdown,
         handle,
     })
-}
-
-/// User plus system CPU seconds from a `/proc/.../stat` file.
-fn cpu_seconds(stat: &str) -> anyhow::Result<f64> {
-    let text = std::fs::read_to_string(stat).with_context(|| format!("reading {stat}"))?;
-    let after_name = &text[text.rfind(')').context("no command name")? + 1..];
-    // After the name: state is field 3; utime and stime are 14 and 15.
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<u64> {
-        fields
-            .get(i)
-            .context("short stat line")?
-            .parse()
-            .context("bad stat field")
-    };
-    Ok((ticks(11)? + ticks(12)?) as f64 / CLOCK_TICKS)
 }
 
 fn load_average() -> String {

@@ -2,6 +2,7 @@
 //! depend on the machine, so they are printed, never asserted.
 
 mod api;
+mod controllers;
 mod dns;
 mod pod_startup;
 mod server;
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     /// `kubectl exec` round trips and `kubectl port-forward` throughput on
     /// a real node (needs root).
     Streaming(streaming::StreamingBenchArgs),
+    /// Time for the controller manager to create every ReplicaSet and pod
+    /// of N Deployments, and its memory and CPU.
+    Controllers(controllers::ControllersBenchArgs),
     /// Cluster DNS queries/s and latency with many Services, and the DNS
     /// server's CPU time (queries/s per core).
     Dns(dns::DnsBenchArgs),
@@ -33,5 +37,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::PodStartup(args) => pod_startup::run(args).await,
         BenchCommand::Streaming(args) => streaming::run(args).await,
         BenchCommand::Dns(args) => dns::run(args).await,
+        BenchCommand::Controllers(args) => controllers::run(args).await,
     }
 }

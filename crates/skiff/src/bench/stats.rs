@@ -3,6 +3,27 @@
 
 use std::time::Instant;
 
+use anyhow::Context;
+
+/// Clock ticks per second of `/proc/*/stat` times (USER_HZ on Linux).
+const CLOCK_TICKS: f64 = 100.0;
+
+/// User plus system CPU seconds from a `/proc/.../stat` file.
+pub fn cpu_seconds(stat: &str) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(stat).with_context(|| format!("reading {stat}"))?;
+    let after_name = &text[text.rfind(')').context("no command name")? + 1..];
+    // After the name: state is field 3; utime and stime are 14 and 15.
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        fields
+            .get(i)
+            .context("short stat line")?
+            .parse()
+            .context("bad stat field")
+    };
+    Ok((ticks(11)? + ticks(12)?) as f64 / CLOCK_TICKS)
+}
+
 /// The `q` quantile (0..=1) of `samples`, sorting them; 0 when empty.
 pub fn quantile(samples: &mut [f64], q: f64) -> f64 {
     if samples.is_empty() {
