@@ -1,5 +1,6 @@
 //! A stand-in kubelet for clusters without a node agent: it marks pods
-//! Running and Ready (except those labelled `stuck`), finishes deleting
+//! Running and Ready (except those labelled `stuck`; those labelled
+//! `skiff.test/succeed` finish with exit code 0), finishes deleting
 //! terminating pods, and keeps nodes labelled `skiff.test/fake=true` Ready.
 
 use std::sync::mpsc::{Sender, TryRecvError, channel};
@@ -54,6 +55,24 @@ async fn pass(client: &kube::Client) {
         if p.metadata.deletion_timestamp.is_some() {
             let _ = api
                 .delete(&p.name_any(), &DeleteParams::default().grace_period(0))
+                .await;
+            continue;
+        }
+        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            continue;
+        }
+        if p.labels().contains_key("skiff.test/succeed") {
+            let patch = json!({"status": {"phase": "Succeeded", "containerStatuses": [{
+                "name": "c", "image": "busybox", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+            }]}});
+            let _ = api
+                .patch_status(
+                    &p.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await;
             continue;
         }
