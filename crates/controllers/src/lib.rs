@@ -24,6 +24,7 @@ pub mod node_lifecycle;
 pub mod per_namespace;
 pub mod podgc;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
 pub mod statefulset;
@@ -50,6 +51,7 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "node-ipam-controller",
     "pod-garbage-collector-controller",
     "disruption-controller",
+    "resourcequota-controller",
     "job-controller",
     "cronjob-controller",
     "ttl-after-finished-controller",
@@ -75,6 +77,11 @@ const ALIASES: &[(&str, &str)] = &[
     ("ttl-after-finished", "ttl-after-finished-controller"),
     ("statefulset", "statefulset-controller"),
     ("daemonset", "daemonset-controller"),
+    ("nodelifecycle", "node-lifecycle-controller"),
+    ("nodeipam", "node-ipam-controller"),
+    ("podgc", "pod-garbage-collector-controller"),
+    ("disruption", "disruption-controller"),
+    ("resourcequota", "resourcequota-controller"),
 ];
 
 /// Controllers that `*` does not turn on (none yet).
@@ -112,6 +119,8 @@ pub struct Config {
     pub node_ipam: node_ipam::Settings,
     /// Pod GC timings and threshold.
     pub podgc: podgc::Settings,
+    /// ResourceQuota recount period.
+    pub resourcequota: resourcequota::Settings,
     /// Job controller tuning.
     pub job: job::Settings,
     /// CronJob controller tuning (and its clock).
@@ -139,6 +148,7 @@ impl Config {
             taint_eviction: taint_eviction::Settings::default(),
             node_ipam: node_ipam::Settings::default(),
             podgc: podgc::Settings::default(),
+            resourcequota: resourcequota::Settings::default(),
             job: job::Settings::default(),
             cronjob: cronjob::Settings::default(),
             statefulset: statefulset::Settings::default(),
@@ -309,6 +319,11 @@ async fn run_controllers(
                 podgc::run(client, config.podgc.clone(), token),
             ),
             "disruption-controller" => spawn(&mut tasks, name, disruption::run(client, token)),
+            "resourcequota-controller" => spawn(
+                &mut tasks,
+                name,
+                resourcequota::run(client, config.resourcequota.clone(), token),
+            ),
             "job-controller" => spawn(
                 &mut tasks,
                 name,
@@ -422,6 +437,7 @@ mod tests {
                 "node-ipam-controller",
                 "pod-garbage-collector-controller",
                 "disruption-controller",
+                "resourcequota-controller",
                 "job-controller",
                 "cronjob-controller",
                 "ttl-after-finished-controller",
@@ -444,6 +460,7 @@ mod tests {
                 "node-ipam-controller",
                 "pod-garbage-collector-controller",
                 "disruption-controller",
+                "resourcequota-controller",
                 "job-controller",
                 "cronjob-controller",
                 "ttl-after-finished-controller",
@@ -461,5 +478,9 @@ mod tests {
         );
         assert!(!controller_enabled(gc, &sel(&["-garbagecollector", "*"])));
         assert!(controller_enabled(gc, &sel(&["garbagecollector"])));
+        assert!(!controller_enabled(
+            "pod-garbage-collector-controller",
+            &sel(&["*", "-podgc"])
+        ));
     }
 }
