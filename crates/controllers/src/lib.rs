@@ -4,9 +4,16 @@
 //! Start reading at [`run`]: it parses the `--controllers` selection, wins
 //! the `kube-system/skiff-controller-manager` Lease ([`leader_election`])
 //! and runs every enabled controller until it loses the lease or is shut
-//! down. Each controller is a module with its own `run`; the first is the
-//! [`garbage_collector`] (ownerReferences, cascading deletion), then the
-//! workload controllers ([`replicaset`], [`deployment`]).
+//! down. Each controller is a module with its own `run`, registered by its
+//! upstream name in [`KNOWN_CONTROLLERS`]: workloads ([`replicaset`],
+//! [`deployment`], [`statefulset`], [`daemonset`], [`job`], [`cronjob`],
+//! [`ttl_after_finished`]), the object graph ([`garbage_collector`],
+//! [`namespace`]), Services ([`endpointslice`], [`endpoints`]), nodes
+//! ([`node_lifecycle`], [`taint_eviction`], [`node_ipam`], [`podgc`]),
+//! per-namespace defaults ([`serviceaccount`], [`root_ca_publisher`]) and
+//! policy ([`disruption`], [`resourcequota`]). The horizontal pod
+//! autoscaler joins them as `horizontal-pod-autoscaler-controller` once the
+//! metrics API exists.
 
 pub mod cronjob;
 pub mod daemonset;
