@@ -84,7 +84,7 @@ where
 pub async fn run(args: ControllersBenchArgs) -> anyhow::Result<()> {
     // A selection without `*` that only names a controller to disable
     // enables none: the server's controller manager stays idle.
-    let server = Server::start(&["--controllers", "-garbage-collector-controller"])?;
+    let server = Server::start(&["--controllers=-garbage-collector-controller"])?;
     let kube = client(&server.kubeconfig).await?;
     let mut manager = Manager(
         Command::new(std::env::current_exe()?)
