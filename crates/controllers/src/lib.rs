@@ -28,6 +28,7 @@ pub mod leader_election;
 pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
+pub mod node_pod_caches;
 pub mod per_namespace;
 pub mod podgc;
 pub mod replicaset;

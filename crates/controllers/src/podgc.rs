@@ -7,16 +7,16 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+
+use crate::node_pod_caches::NodePodCaches;
 
 /// Tuning, with upstream's defaults.
 #[derive(Clone, Debug)]
@@ -44,8 +44,8 @@ impl Default for Settings {
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("the caches stopped")]
-    CacheStopped,
+    #[error(transparent)]
+    CacheStopped(#[from] crate::node_pod_caches::CachesStopped),
 }
 
 /// Runs the controller until `shutdown`.
@@ -54,29 +54,15 @@ pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let (nodes, node_writer) = reflector::store::<Node>();
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let node_feed = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(node_writer)
-        .for_each(|_| futures::future::ready(()));
-    let pod_feed = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(pod_writer)
-        .for_each(|_| futures::future::ready(()));
-    let feeds = tokio::spawn(async move {
-        futures::join!(node_feed, pod_feed);
-    });
+    let caches = NodePodCaches::watch(&client);
+    let (nodes, pods) = (&caches.nodes, &caches.pods);
     let result = async {
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            ready = async { nodes.wait_until_ready().await.and(pods.wait_until_ready().await) } => {
-                ready.map_err(|_| Error::CacheStopped)?;
-            }
+        if !caches.ready(&shutdown).await? {
+            return Ok(());
         }
         let mut missing_since: HashMap<String, Instant> = HashMap::new();
         loop {
-            if let Err(e) = pass(&client, &settings, &nodes, &pods, &mut missing_since).await {
+            if let Err(e) = pass(&client, &settings, nodes, pods, &mut missing_since).await {
                 tracing::warn!(error = %e, "pod GC pass failed");
             }
             tokio::select! {
@@ -86,7 +72,7 @@ pub async fn run(
         }
     }
     .await;
-    feeds.abort();
+    drop(caches);
     result
 }
 

@@ -10,16 +10,16 @@ pub mod tolerations;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+
+use crate::node_pod_caches::NodePodCaches;
 
 use crate::events::{EventType, Recorder};
 use tolerations::Verdict;
@@ -42,8 +42,8 @@ impl Default for Settings {
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("the caches stopped")]
-    CacheStopped,
+    #[error(transparent)]
+    CacheStopped(#[from] crate::node_pod_caches::CachesStopped),
 }
 
 /// Runs the controller until `shutdown`.
@@ -52,31 +52,17 @@ pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let (nodes, node_writer) = reflector::store::<Node>();
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let node_feed = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(node_writer)
-        .for_each(|_| futures::future::ready(()));
-    let pod_feed = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(pod_writer)
-        .for_each(|_| futures::future::ready(()));
-    let feeds = tokio::spawn(async move {
-        futures::join!(node_feed, pod_feed);
-    });
+    let caches = NodePodCaches::watch(&client);
+    let (nodes, pods) = (&caches.nodes, &caches.pods);
     let recorder = Recorder::new(client.clone(), "taint-eviction-controller");
     let result = async {
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            ready = async { nodes.wait_until_ready().await.and(pods.wait_until_ready().await) } => {
-                ready.map_err(|_| Error::CacheStopped)?;
-            }
+        if !caches.ready(&shutdown).await? {
+            return Ok(());
         }
         // When each taint without `timeAdded` was first seen.
         let mut first_seen: HashMap<(String, String), Timestamp> = HashMap::new();
         loop {
-            if let Err(e) = pass(&client, &nodes, &pods, &recorder, &mut first_seen).await {
+            if let Err(e) = pass(&client, nodes, pods, &recorder, &mut first_seen).await {
                 tracing::warn!(error = %e, "taint eviction pass failed");
             }
             tokio::select! {
@@ -86,7 +72,7 @@ pub async fn run(
         }
     }
     .await;
-    feeds.abort();
+    drop(caches);
     result
 }
 
