@@ -68,6 +68,27 @@ async fn request_token(client: &kube::Client, sa: &str, spec: Value) -> Result<V
     .await
 }
 
+/// A protobuf field of wire type 2 (bytes, strings, messages).
+fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![(number << 3) | 2, u8::try_from(bytes.len()).unwrap()];
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// A TokenRequest as typed clients send it in protobuf: audience
+/// `vault`, 1200 s.
+fn protobuf_token_request() -> Vec<u8> {
+    let spec = [field(1, b"vault"), vec![0x20, 0xb0, 0x09]].concat();
+    let raw = field(2, &spec);
+    let type_meta = [
+        field(1, b"authentication.k8s.io/v1"),
+        field(2, b"TokenRequest"),
+    ]
+    .concat();
+    let unknown = [field(1, &type_meta), field(2, &raw)].concat();
+    [b"k8s\0".as_slice(), &unknown].concat()
+}
+
 fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
@@ -128,6 +149,21 @@ async fn token_request_authentication_and_revocation() {
     assert_eq!(
         claims["kubernetes.io"]["serviceaccount"],
         json!({"name": "robot", "uid": sa_uid})
+    );
+
+    // The protobuf body typed clients may send.
+    let request = http::Request::post("/api/v1/namespaces/default/serviceaccounts/robot/token")
+        .header("content-type", "application/vnd.kubernetes.protobuf")
+        .header("accept", "application/json")
+        .body(protobuf_token_request())
+        .unwrap();
+    let answer: Value = admin.request(request).await.unwrap();
+    assert_eq!(answer["spec"]["expirationSeconds"], 1200, "{answer}");
+    let claims = claims_of(answer["status"]["token"].as_str().unwrap());
+    assert_eq!(claims["aud"], json!(["vault"]));
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        1200
     );
 
     // Validation: a missing service account, too short a lifetime.
