@@ -94,15 +94,18 @@ async fn dispatch(
     // refused even where anonymous requests would pass.
     let user = match user.map(|Extension(u)| u) {
         Some(u) if !u.is_anonymous() => u,
-        _ => match app.authenticator.bearer(&headers) {
-            Some(Ok(u)) => u,
-            // Health and version need no identity: they answer whatever
-            // the token (probes often carry a stale one).
-            Some(Err(_)) if !PUBLIC_PATHS.contains(&path.as_str()) => {
-                return ApiError::unauthorized().into_response();
-            }
-            Some(Err(_)) => UserInfo::anonymous(),
+        _ => match crate::auth::Authenticator::bearer_token(&headers) {
             None => UserInfo::anonymous(),
+            Some(token) => match app.authenticator.token(&app.registry, token, None).await {
+                Ok((u, _)) => u,
+                // Health and version need no identity: they answer
+                // whatever the token (probes often carry a stale one).
+                Err(e) if !PUBLIC_PATHS.contains(&path.as_str()) => {
+                    tracing::debug!(%path, reason = %e.0, "unauthorized bearer token");
+                    return ApiError::unauthorized().into_response();
+                }
+                Err(_) => UserInfo::anonymous(),
+            },
         },
     };
     let started = std::time::Instant::now();
@@ -229,10 +232,12 @@ async fn serve(
             &info,
             user,
             &app.authenticator,
+            &app.registry,
             &app.authorizer,
             headers,
             &body,
-        )?;
+        )
+        .await?;
         return Ok(json_response(StatusCode::CREATED, &answer));
     }
     if crate::registry::is_pod_stream(&info) {

@@ -71,6 +71,8 @@ pub enum ApiServerError {
     Bootstrap(#[from] skiff_store::StoreError),
     #[error(transparent)]
     TokenFile(#[from] auth::token_file::TokenFileError),
+    #[error(transparent)]
+    SaKey(#[from] auth::sa_key::SaKeyError),
 }
 
 /// A bound, bootstrapped API server, ready to [`run`](ApiServer::run).
@@ -80,6 +82,7 @@ pub struct ApiServer {
     openapi: skiff_openapi::OpenApi,
     tls: Arc<rustls::ServerConfig>,
     kubelet: Arc<kubelet_client::KubeletClient>,
+    sa_key: Arc<auth::sa_key::SaKey>,
     config: Config,
     pub local_addr: SocketAddr,
     pub kubeconfig: PathBuf,
@@ -123,6 +126,9 @@ impl ApiServer {
         let tls = tls::server_config(&pki)?;
         let authenticator = auth::Authenticator::new(config.token_auth_file.as_deref())?;
         let kubelet = Arc::new(kubelet_client::KubeletClient::new(&pki)?);
+        let sa_key = Arc::new(auth::sa_key::SaKey::load_or_create(
+            &config.data_dir.join("tls"),
+        )?);
         let addr = SocketAddr::new(config.bind_address, config.https_port);
         let listener = TcpListener::bind(addr)
             .await
@@ -160,6 +166,7 @@ impl ApiServer {
             openapi,
             tls,
             kubelet,
+            sa_key,
             config,
             local_addr,
             kubeconfig,
@@ -198,6 +205,7 @@ impl ApiServer {
                 openapi: openapi::Documents::new(self.openapi),
                 shutdown: shutdown.clone(),
                 kubelet: self.kubelet,
+                sa_key: self.sa_key,
             },
             server_address: self.local_addr.to_string(),
             authenticator: self.authenticator,

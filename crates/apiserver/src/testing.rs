@@ -58,3 +58,12 @@ impl Running {
         let _ = self.task.await;
     }
 }
+
+/// A JWT with `claims`, signed with the service account key of the server
+/// whose data is in `dir` (to test expired or odd tokens).
+pub fn sign_service_account_token(dir: &std::path::Path, claims: &serde_json::Value) -> String {
+    crate::auth::sa_key::SaKey::load_or_create(&dir.join("tls"))
+        .expect("loading the service account key")
+        .sign(claims)
+        .expect("signing")
+}

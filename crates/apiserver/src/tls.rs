@@ -28,6 +28,9 @@ pub struct UserInfo {
     /// Empty for certificate users (as upstream).
     pub uid: String,
     pub groups: Vec<String>,
+    /// Extra attributes (service account tokens: the bound pod, the
+    /// credential id), shown by reviews.
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl UserInfo {
@@ -36,6 +39,7 @@ impl UserInfo {
             name: "system:anonymous".into(),
             uid: String::new(),
             groups: vec!["system:unauthenticated".into()],
+            ..Default::default()
         }
     }
 
@@ -61,6 +65,7 @@ impl UserInfo {
             name,
             uid: String::new(),
             groups,
+            ..Default::default()
         })
     }
 }

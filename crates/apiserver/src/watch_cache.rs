@@ -105,6 +105,11 @@ impl ResourceCache {
             .collect()
     }
 
+    /// The object at `key`, if cached.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.read().objects.get(key).cloned()
+    }
+
     /// Subscribes to changes after `from`, or `None` if the window no
     /// longer reaches back that far (the caller falls back to the store).
     pub fn subscribe(&self, from: i64) -> Option<Subscription> {

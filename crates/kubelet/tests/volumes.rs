@@ -315,3 +315,63 @@ async fn volumes_against_the_api() {
 
     server.stop().await;
 }
+
+/// The `kube-api-access-*` volume the ServiceAccount admission adds: the
+/// kubelet writes a TokenRequest token bound to the pod, the CA and the
+/// namespace.
+#[tokio::test]
+async fn service_account_token_is_projected() {
+    use base64::Engine;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let server = skiff_apiserver::testing::start(&tmp.path().join("server")).await;
+    let client = server.client.clone();
+    let root = tmp.path().join("kubelet");
+    let volumes = Volumes::new(root.clone(), client.clone());
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    create(&accounts, json!({"metadata": {"name": "default"}})).await;
+    create(
+        &config_maps,
+        json!({"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": "CA"}}),
+    )
+    .await;
+    let pod = create(
+        &pods,
+        json!({"metadata": {"name": "app"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    )
+    .await;
+    let spec = pod.spec.clone().unwrap();
+    let volume = spec.volumes.unwrap()[0].name.clone();
+    assert!(volume.starts_with("kube-api-access-"));
+    volumes.setup(&pod).await.unwrap();
+    let dir = root
+        .join("pods")
+        .join(pod.metadata.uid.clone().unwrap())
+        .join("volumes/kubernetes.io~projected")
+        .join(&volume);
+    assert_eq!(read(&dir.join("ca.crt")), "CA");
+    assert_eq!(read(&dir.join("namespace")), "default");
+    assert_eq!(mode(&dir.join("token")), 0o644);
+    let token = read(&dir.join("token"));
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "system:serviceaccount:default:default");
+    assert_eq!(claims["kubernetes.io"]["pod"]["name"], "app");
+    assert_eq!(
+        claims["kubernetes.io"]["pod"]["uid"].as_str(),
+        pod.metadata.uid.as_deref()
+    );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3607
+    );
+    server.stop().await;
+}

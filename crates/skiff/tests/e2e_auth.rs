@@ -185,3 +185,69 @@ fn tokens_rbac_reviews_and_impersonation() {
     // The admin keeps every right.
     admin.ok(&["delete", "configmap", "cm1"]);
 }
+
+/// `kubectl create token` (both kubectls), then the token as a bearer
+/// credential: the service account's identity and its RoleBinding's
+/// rights; the token with another signature is refused (401).
+#[test]
+fn service_account_tokens() {
+    let files = tempfile::tempdir().unwrap();
+    let c = common::cluster();
+    let admin = Ctl::new(&c, 33);
+    admin.ok(&[
+        "create",
+        "rolebinding",
+        "sa-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:default",
+        "-n",
+        "default",
+    ]);
+    for minor in KUBECTLS {
+        let ctl = Ctl::new(&c, minor);
+        // The service account controller creates `default` soon after
+        // the start.
+        let mut token = String::new();
+        for _ in 0..100 {
+            let out = ctl.output(&["create", "token", "default", "--duration=20m"]);
+            if out.status.success() {
+                token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(token.split('.').count(), 3, "1.{minor}: {token}");
+        let cfg = token_kubeconfig(files.path(), &c.kubeconfig, "sa", Some(&token));
+        let sa = Kubectl::new(1, minor, &cfg).unwrap();
+        let (ok, _, err) = run(&sa, &["get", "pods"]);
+        assert!(ok, "1.{minor}: {err}");
+        let (ok, out, err) = run(&sa, &["auth", "whoami", "-o", "json"]);
+        assert!(ok, "1.{minor}: {err}");
+        let who: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let user = &who["status"]["userInfo"];
+        assert_eq!(user["username"], "system:serviceaccount:default:default");
+        assert!(
+            user["groups"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!("system:serviceaccounts:default")),
+            "1.{minor}: {out}"
+        );
+        let (ok, _, err) = run(&sa, &["delete", "rolebinding", "sa-view"]);
+        assert!(!ok && err.contains("forbidden"), "1.{minor}: {err}");
+        // Same header and claims, another signature.
+        let (signed, _) = token.rsplit_once('.').unwrap();
+        let forged = format!("{signed}.{}", "A".repeat(86));
+        let cfg = token_kubeconfig(files.path(), &c.kubeconfig, "forged-sa", Some(&forged));
+        let forged = Kubectl::new(1, minor, &cfg).unwrap();
+        let (ok, _, err) = run(&forged, &["get", "pods"]);
+        assert!(!ok, "1.{minor}");
+        // kubectl reports the 401 of its discovery request in
+        // client-go's words (as against kube-apiserver), or the Status.
+        let expected = [
+            "error: You must be logged in to the server (the server has asked for the client to provide credentials)",
+            "error: You must be logged in to the server (Unauthorized)",
+        ];
+        assert!(expected.iter().any(|e| err.contains(e)), "1.{minor}: {err}");
+    }
+}

@@ -146,6 +146,7 @@ pub fn impersonated(r: &Requested) -> UserInfo {
         name: r.user.clone(),
         uid: r.uid.clone().unwrap_or_default(),
         groups,
+        extra: r.extra.clone(),
     }
 }
 

@@ -1,10 +1,13 @@
 //! Who a request comes from: a verified client certificate (checked at the
-//! TLS layer), else a bearer token (`--token-auth-file`), else anonymous —
-//! upstream's union authenticator, in its order.
+//! TLS layer), else a bearer token (`--token-auth-file`, then service
+//! account JWTs), else anonymous — upstream's union authenticator, in its
+//! order.
 
 pub mod authorize;
 pub mod impersonation;
 pub mod reviews;
+pub mod sa_key;
+pub mod sa_token;
 pub mod token_file;
 
 use std::collections::HashMap;
@@ -14,6 +17,7 @@ use http::HeaderMap;
 use serde_json::json;
 use skiff_rbac::Attributes;
 
+use crate::registry::Registry;
 use crate::request::RequestInfo;
 use crate::status::ApiError;
 use crate::tls::UserInfo;
@@ -27,10 +31,11 @@ pub struct Authenticator {
     tokens: HashMap<String, UserInfo>,
 }
 
-/// A bearer token that names nobody: the request gets 401, even where
-/// anonymous requests would pass (as upstream).
+/// A bearer token that names nobody (why, as TokenReview reports it): the
+/// request gets 401, even where anonymous requests would pass (as
+/// upstream).
 #[derive(Debug)]
-pub struct InvalidToken;
+pub struct InvalidToken(pub String);
 
 impl Authenticator {
     pub fn new(token_file: Option<&Path>) -> Result<Self, token_file::TokenFileError> {
@@ -41,19 +46,39 @@ impl Authenticator {
         Ok(Authenticator { tokens })
     }
 
-    /// The user of `Authorization: Bearer <token>`; `None` without one.
-    pub fn bearer(&self, headers: &HeaderMap) -> Option<Result<UserInfo, InvalidToken>> {
+    /// The token of `Authorization: Bearer <token>`; `None` without one.
+    pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
         let (scheme, token) = value.trim().split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        Some(self.token(token.trim()).ok_or(InvalidToken))
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token.trim())
     }
 
-    /// Who `token` names, if anyone (also `TokenReview`).
-    pub fn token(&self, token: &str) -> Option<UserInfo> {
+    /// The user of a static token-file token.
+    pub fn static_token(&self, token: &str) -> Option<UserInfo> {
         self.tokens.get(token).cloned()
+    }
+
+    /// Who `token` names, with the audiences it was accepted for: the
+    /// token file, then service account tokens (which must be for one of
+    /// `audiences`, by default the API server's). Also `TokenReview`.
+    pub async fn token(
+        &self,
+        registry: &Registry,
+        token: &str,
+        audiences: Option<&[String]>,
+    ) -> Result<(UserInfo, Vec<String>), InvalidToken> {
+        let api = sa_token::api_audiences();
+        let accepted = audiences.unwrap_or(&api);
+        if let Some(user) = self.static_token(token) {
+            return Ok((user, accepted.to_vec()));
+        }
+        match sa_token::authenticate(&registry.sa_key, registry, token, accepted).await {
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => Err(InvalidToken("invalid bearer token".into())),
+            Err(e) => Err(InvalidToken(format!("[invalid bearer token, {e}]"))),
+        }
     }
 }
 
@@ -111,12 +136,12 @@ mod tests {
             tokens: token_file::parse("t", "secret,alice,1,devs").unwrap(),
         };
         let mut h = HeaderMap::new();
-        assert!(auth.bearer(&h).is_none());
+        assert!(Authenticator::bearer_token(&h).is_none());
         h.insert("authorization", "Bearer secret".parse().unwrap());
-        assert_eq!(auth.bearer(&h).unwrap().unwrap().name, "alice");
-        h.insert("authorization", "Bearer forged".parse().unwrap());
-        assert!(auth.bearer(&h).unwrap().is_err());
+        let token = Authenticator::bearer_token(&h).unwrap();
+        assert_eq!(auth.static_token(token).unwrap().name, "alice");
+        assert!(auth.static_token("forged").is_none());
         h.insert("authorization", "Basic abc".parse().unwrap());
-        assert!(auth.bearer(&h).is_none());
+        assert!(Authenticator::bearer_token(&h).is_none());
     }
 }

@@ -9,6 +9,7 @@ use super::Authenticator;
 use skiff_rbac::Attributes;
 
 use super::authorize::{Authorizer, Decision, rbac_user};
+use crate::registry::Registry;
 use crate::request::{RequestInfo, Verb};
 use crate::status::ApiError;
 use crate::tls::UserInfo;
@@ -47,6 +48,9 @@ fn user_info_json(user: &UserInfo) -> Value {
     let mut u = json!({"username": user.name, "groups": user.groups});
     if !user.uid.is_empty() {
         u["uid"] = json!(user.uid);
+    }
+    if !user.extra.is_empty() {
+        u["extra"] = json!(user.extra);
     }
     u
 }
@@ -126,15 +130,17 @@ fn subject_of(spec: &Value) -> UserInfo {
                     .collect()
             })
             .unwrap_or_default(),
+        ..Default::default()
     }
 }
 
 /// Computes the answer to a review.
-pub fn serve(
+pub async fn serve(
     review: Review,
     info: &RequestInfo,
     user: &UserInfo,
     authenticator: &Authenticator,
+    registry: &Registry,
     authorizer: &Authorizer,
     headers: &http::HeaderMap,
     body: &bytes::Bytes,
@@ -150,9 +156,25 @@ pub fn serve(
         ),
         Review::Token => {
             let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
-            let status = match authenticator.token(token) {
-                Some(u) => json!({"authenticated": true, "user": user_info_json(&u)}),
-                None => json!({"authenticated": false, "error": "invalid bearer token"}),
+            let audiences: Option<Vec<String>> = spec
+                .get("audiences")
+                .and_then(Value::as_array)
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                });
+            let status = match authenticator
+                .token(registry, token, audiences.as_deref())
+                .await
+            {
+                Ok((u, audiences)) => json!({
+                    "authenticated": true,
+                    "user": user_info_json(&u),
+                    "audiences": audiences,
+                }),
+                Err(e) => json!({"authenticated": false, "error": e.0}),
             };
             answer(info, "TokenReview", request, status)
         }

@@ -92,6 +92,7 @@ pub fn parse(path: &str, text: &str) -> Result<HashMap<String, UserInfo>, TokenF
                 name: record[1].clone(),
                 uid: record[2].clone(),
                 groups,
+                ..Default::default()
             },
         );
     }

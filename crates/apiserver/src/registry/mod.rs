@@ -18,9 +18,11 @@ mod pod_logs;
 mod pod_stream;
 mod read;
 mod selection;
+mod service_account_admission;
 mod services;
 pub mod strategy;
 mod subresources;
+mod token_request;
 mod watch;
 mod write;
 
@@ -57,6 +59,8 @@ pub struct Registry {
     pub shutdown: CancellationToken,
     /// Dials kubelets for `pods/log`.
     pub kubelet: Arc<crate::kubelet_client::KubeletClient>,
+    /// Signs (TokenRequest) and verifies service account tokens.
+    pub sa_key: Arc<crate::auth::sa_key::SaKey>,
 }
 
 /// One request, resolved against the resource table.

@@ -42,4 +42,22 @@ impl Registry {
             .ok_or_else(|| ApiError::not_found(&t.subject()))?;
         Ok((object::decode(&kv, t.r)?, kv.mod_revision))
     }
+
+    /// A built-in core object by resource, namespace and name: from the
+    /// watch cache, else the store (the cache may not have caught up with
+    /// a create yet) — cheap enough for every authenticated request.
+    pub(crate) async fn lookup(
+        &self,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<std::sync::Arc<serde_json::Value>> {
+        let r = self.resources.find("", "v1", plural)?;
+        let key = r.key(namespace, name);
+        if let Some(obj) = self.cache.resource(&r).and_then(|c| c.get(&key)) {
+            return Some(obj);
+        }
+        let kv = self.store.get(&key).await.ok()??;
+        object::decode(&kv, &r).ok().map(std::sync::Arc::new)
+    }
 }

@@ -159,6 +159,7 @@ impl Registry {
             }
             ("binding", Verb::Create) => self.bind(t, query, headers, body).await,
             ("eviction", Verb::Create) => self.evict(t, query, headers, body).await,
+            ("token", Verb::Create) => self.token_request(t, headers, body).await,
             ("finalize", Verb::Update) => {
                 self.replace(t, query, headers, body, Part::Finalize).await
             }

@@ -201,6 +201,10 @@ impl Registry {
             let uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
             skiff_apimachinery::defaults::generate_job_selector(&mut obj, &uid);
         }
+        if t.r.group.is_empty() && t.r.kind == "Pod" {
+            let ns = t.namespace.clone().unwrap_or_default();
+            self.admit_service_account(&ns, &mut obj).await?;
+        }
         admit_create(t.r, &mut obj, &name)?;
         if let Recording::Update(recorder) = recording {
             recorder.record(None, &mut obj);
