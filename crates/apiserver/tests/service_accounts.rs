@@ -362,6 +362,32 @@ async fn pods_get_the_service_account_and_its_token_volume() {
         .unwrap();
     assert!(pod.spec.unwrap().volumes.unwrap_or_default().is_empty());
 
+    // The service account's image pull secrets, unless the pod names its
+    // own.
+    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), "default");
+    let puller =
+        json!({"metadata": {"name": "puller"}, "imagePullSecrets": [{"name": "registry"}]});
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(puller).unwrap(),
+    )
+    .await
+    .unwrap();
+    let pod = create_pod(&admin, json!({"serviceAccountName": "puller"}))
+        .await
+        .unwrap();
+    let secrets = pod.spec.unwrap().image_pull_secrets.unwrap();
+    assert_eq!(secrets[0].name, "registry");
+    let pod = create_pod(
+        &admin,
+        json!({"serviceAccountName": "puller", "imagePullSecrets": [{"name": "own"}]}),
+    )
+    .await
+    .unwrap();
+    let secrets = pod.spec.unwrap().image_pull_secrets.unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].name, "own");
+
     // A named service account that does not exist: 403.
     let err = create_pod(&admin, json!({"serviceAccountName": "ghost"}))
         .await
