@@ -239,6 +239,52 @@ async fn token_request_authentication_and_revocation() {
     // The unbound token still works.
     whoami(&as_sa).await.unwrap();
 
+    // Bound to a secret: the same.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(admin.clone(), "default");
+    let secret = secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "s1"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let by_secret = request_token(
+        &admin,
+        "robot",
+        json!({"boundObjectRef": {"kind": "Secret", "apiVersion": "v1", "name": "s1", "uid": secret.metadata.uid}}),
+    )
+    .await
+    .unwrap();
+    let by_secret = by_secret["status"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        claims_of(&by_secret)["kubernetes.io"]["secret"]["name"],
+        "s1"
+    );
+    let as_secret = client_with_token(dir.path(), &by_secret).await;
+    whoami(&as_secret).await.unwrap();
+    secrets
+        .delete("s1", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut revoked = false;
+    for _ in 0..50 {
+        if whoami(&as_secret).await.is_err() {
+            revoked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(revoked, "the token outlived its secret");
+    // Other kinds cannot be bound.
+    let configmap = request_token(
+        &admin,
+        "robot",
+        json!({"boundObjectRef": {"kind": "ConfigMap", "apiVersion": "v1", "name": "x"}}),
+    )
+    .await;
+    assert_eq!(status_code(configmap), 400);
+
     // Expired, foreign-audience and forged tokens: 401.
     let now = jiff::Timestamp::now().as_second();
     let mut expired = claims_of(&token);
