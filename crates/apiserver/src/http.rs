@@ -227,17 +227,7 @@ async fn serve(
     };
     if let Some(review) = crate::auth::reviews::Review::of(&info) {
         let body = read_body(body).await?;
-        let answer = crate::auth::reviews::serve(
-            review,
-            &info,
-            user,
-            &app.authenticator,
-            &app.registry,
-            &app.authorizer,
-            headers,
-            &body,
-        )
-        .await?;
+        let answer = crate::auth::reviews::serve(review, &info, user, app, headers, &body).await?;
         return Ok(json_response(StatusCode::CREATED, &answer));
     }
     if crate::registry::is_pod_stream(&info) {

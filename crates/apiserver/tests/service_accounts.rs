@@ -239,6 +239,52 @@ async fn token_request_authentication_and_revocation() {
     // The unbound token still works.
     whoami(&as_sa).await.unwrap();
 
+    // Bound to a secret: the same.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(admin.clone(), "default");
+    let secret = secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "s1"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let by_secret = request_token(
+        &admin,
+        "robot",
+        json!({"boundObjectRef": {"kind": "Secret", "apiVersion": "v1", "name": "s1", "uid": secret.metadata.uid}}),
+    )
+    .await
+    .unwrap();
+    let by_secret = by_secret["status"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        claims_of(&by_secret)["kubernetes.io"]["secret"]["name"],
+        "s1"
+    );
+    let as_secret = client_with_token(dir.path(), &by_secret).await;
+    whoami(&as_secret).await.unwrap();
+    secrets
+        .delete("s1", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut revoked = false;
+    for _ in 0..50 {
+        if whoami(&as_secret).await.is_err() {
+            revoked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(revoked, "the token outlived its secret");
+    // Other kinds cannot be bound.
+    let configmap = request_token(
+        &admin,
+        "robot",
+        json!({"boundObjectRef": {"kind": "ConfigMap", "apiVersion": "v1", "name": "x"}}),
+    )
+    .await;
+    assert_eq!(status_code(configmap), 400);
+
     // Expired, foreign-audience and forged tokens: 401.
     let now = jiff::Timestamp::now().as_second();
     let mut expired = claims_of(&token);
@@ -361,6 +407,32 @@ async fn pods_get_the_service_account_and_its_token_volume() {
         .await
         .unwrap();
     assert!(pod.spec.unwrap().volumes.unwrap_or_default().is_empty());
+
+    // The service account's image pull secrets, unless the pod names its
+    // own.
+    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), "default");
+    let puller =
+        json!({"metadata": {"name": "puller"}, "imagePullSecrets": [{"name": "registry"}]});
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(puller).unwrap(),
+    )
+    .await
+    .unwrap();
+    let pod = create_pod(&admin, json!({"serviceAccountName": "puller"}))
+        .await
+        .unwrap();
+    let secrets = pod.spec.unwrap().image_pull_secrets.unwrap();
+    assert_eq!(secrets[0].name, "registry");
+    let pod = create_pod(
+        &admin,
+        json!({"serviceAccountName": "puller", "imagePullSecrets": [{"name": "own"}]}),
+    )
+    .await
+    .unwrap();
+    let secrets = pod.spec.unwrap().image_pull_secrets.unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].name, "own");
 
     // A named service account that does not exist: 403.
     let err = create_pod(&admin, json!({"serviceAccountName": "ghost"}))

@@ -265,6 +265,22 @@ fn a_node_runs_real_pods() {
     let web0 = web_pods[0]["metadata"]["name"].as_str().unwrap().to_owned();
     streaming::scenarios(&cluster, &web0);
 
+    // The ServiceAccount admission's kube-api-access volume: the kubelet
+    // projects a bound token, the cluster CA and the namespace.
+    let sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+    exec_until(
+        &ctl,
+        &web0,
+        &["cat", &format!("{sa_dir}/namespace")],
+        |out| out == "default",
+    );
+    exec_until(&ctl, &web0, &["cat", &format!("{sa_dir}/token")], |out| {
+        out.starts_with("eyJ") && out.split('.').count() == 3
+    });
+    exec_until(&ctl, &web0, &["cat", &format!("{sa_dir}/ca.crt")], |out| {
+        out.starts_with("-----BEGIN CERTIFICATE-----")
+    });
+
     // Cluster DNS through the kube-dns Service (10.43.0.10): a Service's
     // name from inside a pod, its reverse record, and HTTP by name.
     let kube_dns = ctl.get_json(&["service", "kube-dns", "-n", "kube-system"]);

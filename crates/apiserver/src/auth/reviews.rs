@@ -5,11 +5,10 @@
 
 use serde_json::{Value, json};
 
-use super::Authenticator;
 use skiff_rbac::Attributes;
 
-use super::authorize::{Authorizer, Decision, rbac_user};
-use crate::registry::Registry;
+use super::authorize::{Decision, rbac_user};
+use crate::http::App;
 use crate::request::{RequestInfo, Verb};
 use crate::status::ApiError;
 use crate::tls::UserInfo;
@@ -139,12 +138,11 @@ pub async fn serve(
     review: Review,
     info: &RequestInfo,
     user: &UserInfo,
-    authenticator: &Authenticator,
-    registry: &Registry,
-    authorizer: &Authorizer,
+    app: &App,
     headers: &http::HeaderMap,
     body: &bytes::Bytes,
 ) -> Result<Value, ApiError> {
+    let authorizer = &app.authorizer;
     let request = decode(headers, body)?;
     let spec = request.get("spec").cloned().unwrap_or_else(|| json!({}));
     Ok(match review {
@@ -165,8 +163,9 @@ pub async fn serve(
                         .filter_map(|v| v.as_str().map(str::to_owned))
                         .collect()
                 });
-            let status = match authenticator
-                .token(registry, token, audiences.as_deref())
+            let status = match app
+                .authenticator
+                .token(&app.registry, token, audiences.as_deref())
                 .await
             {
                 Ok((u, audiences)) => json!({

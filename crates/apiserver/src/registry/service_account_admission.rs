@@ -1,6 +1,7 @@
 //! Upstream's ServiceAccount admission on pod create: the pod runs as a
-//! service account (`default` unless named), which must exist, and unless
-//! automounting is turned off gets the `kube-api-access-*` projected
+//! service account (`default` unless named), which must exist, takes its
+//! `imagePullSecrets` when it names none, and unless automounting is
+//! turned off gets the `kube-api-access-*` projected
 //! volume (a bound token, the cluster CA, the namespace) mounted in every
 //! container.
 //!
@@ -109,6 +110,18 @@ impl Registry {
         let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
             return Ok(());
         };
+        let has_pull_secrets = spec
+            .get("imagePullSecrets")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        if !has_pull_secrets
+            && let Some(secrets) = sa
+                .get("imagePullSecrets")
+                .and_then(Value::as_array)
+                .filter(|a| !a.is_empty())
+        {
+            spec.insert("imagePullSecrets".into(), Value::Array(secrets.clone()));
+        }
         let automount = spec
             .get("automountServiceAccountToken")
             .and_then(Value::as_bool)

@@ -106,8 +106,14 @@ impl Registry {
         request["apiVersion"] = json!("authentication.k8s.io/v1");
         request["kind"] = json!("TokenRequest");
         request["metadata"] = json!({"name": name, "namespace": ns, "creationTimestamp": null});
-        request["spec"]["audiences"] = json!(audiences);
-        request["spec"]["expirationSeconds"] = json!(expiration);
+        let mut spec = request
+            .get("spec")
+            .filter(|s| s.is_object())
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        spec["audiences"] = json!(audiences);
+        spec["expirationSeconds"] = json!(expiration);
+        request["spec"] = spec;
         request["status"] = json!({
             "token": token,
             "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),

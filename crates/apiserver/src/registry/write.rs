@@ -201,15 +201,17 @@ impl Registry {
             let uid = meta_str(&obj, "uid").unwrap_or_default().to_owned();
             skiff_apimachinery::defaults::generate_job_selector(&mut obj, &uid);
         }
-        if t.r.group.is_empty() && t.r.kind == "Pod" {
-            let ns = t.namespace.clone().unwrap_or_default();
-            self.admit_service_account(&ns, &mut obj).await?;
-        }
         admit_create(t.r, &mut obj, &name)?;
         if let Recording::Update(recorder) = recording {
             recorder.record(None, &mut obj);
         }
         self.check_namespace_open(&t).await?;
+        // Mutating admission after the managed fields are recorded, as
+        // upstream (its additions belong to no manager).
+        if t.r.group.is_empty() && t.r.kind == "Pod" {
+            let ns = t.namespace.clone().unwrap_or_default();
+            self.admit_service_account(&ns, &mut obj).await?;
+        }
         let dry = dry_run(query);
         let allocated = self.allocate_for_create(t.r, &mut obj, dry).await?;
         if dry {
