@@ -36,6 +36,8 @@ impl NodePodCaches {
             .for_each(|_| futures::future::ready(()));
         let pod_feed = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
             .default_backoff()
+            // Pod caches: managedFields are never read and take much memory.
+            .modify(|p| p.metadata.managed_fields = None)
             .reflect(pod_writer)
             .for_each(|_| futures::future::ready(()));
         let feeds = tokio::spawn(async move {

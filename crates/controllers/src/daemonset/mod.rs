@@ -113,6 +113,8 @@ pub async fn run(
     .touched_objects();
     let pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .default_backoff()
+        // Pod caches: managedFields are never read and take much memory.
+        .modify(|p| p.metadata.managed_fields = None)
         .map_ok(move |event| {
             if let watcher::Event::Delete(pod) = &event
                 && let Some(key) = daemonset_key(pod)

@@ -51,6 +51,8 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
     let budgets = controller.store();
     let pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .default_backoff()
+        // Pod caches: managedFields are never read and take much memory.
+        .modify(|p| p.metadata.managed_fields = None)
         .reflect(writer)
         .touched_objects();
     let ctx = Arc::new(Ctx {

@@ -121,6 +121,8 @@ pub fn spawn_service_feeds(
     feeds.spawn(
         watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
             .default_backoff()
+            // Pod caches: managedFields are never read and take much memory.
+            .modify(|p| p.metadata.managed_fields = None)
             .map_ok(move |event| {
                 if let Some(pod) = event_objects(&event) {
                     let mut keys = services_selecting(pod, &services);

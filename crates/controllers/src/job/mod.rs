@@ -122,6 +122,8 @@ pub async fn run(
     let observer = ctx.clone();
     let pod_events = watcher(Api::<Pod>::all(client), watcher::Config::default())
         .default_backoff()
+        // Pod caches: managedFields are never read and take much memory.
+        .modify(|p| p.metadata.managed_fields = None)
         .map_ok(move |event| {
             observer.observe(&event);
             event

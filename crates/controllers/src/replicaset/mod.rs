@@ -179,6 +179,8 @@ pub async fn run(
     let observer = ctx.clone();
     let pod_events = watcher(Api::<Pod>::all(client), watcher::Config::default())
         .default_backoff()
+        // Pod caches: managedFields are never read and take much memory.
+        .modify(|p| p.metadata.managed_fields = None)
         .map_ok(move |event| {
             if let watcher::Event::Delete(pod) = &event {
                 observer.observe_deleted(pod);

@@ -100,6 +100,8 @@ pub async fn run(
     .touched_objects();
     let pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .default_backoff()
+        // Pod caches: managedFields are never read and take much memory.
+        .modify(|p| p.metadata.managed_fields = None)
         .reflect(writer)
         .touched_objects();
     controller
