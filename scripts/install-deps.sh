@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs, from Debian, what skiff and its tests need (tmux: the tests
-# drive `kubectl exec -it` through a real terminal). Idempotent.
+# drive `kubectl exec -it` through a real terminal; tzdata: CronJob
+# `timeZone`s). Idempotent.
 set -eu
-PACKAGES="etcd-server protobuf-compiler containerd runc containernetworking-plugins busybox-static nftables iproute2 tmux"
+PACKAGES="etcd-server protobuf-compiler containerd runc containernetworking-plugins busybox-static nftables iproute2 tmux tzdata"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
