@@ -393,6 +393,27 @@ fn spawn<F, E>(
     });
 }
 
+/// Merge-patches the status of `name`; `Ok(false)` when the object is
+/// already gone (nothing left to report on).
+pub(crate) async fn patch_status<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<bool, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = kube::api::PatchParams::default();
+    match api
+        .patch_status(name, &params, &kube::api::Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if api_code(&e) == Some(404) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The HTTP status of an API error (`None` for transport errors): how the
 /// controllers tell "already gone" (404) or "refused" (403) from failures.
 pub(crate) fn api_code(e: &kube::Error) -> Option<u16> {

@@ -16,7 +16,6 @@ use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -248,18 +247,8 @@ async fn reconcile(pdb: Arc<PodDisruptionBudget>, ctx: Arc<Ctx>) -> Result<Actio
             }],
         }});
         let api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), &ns);
-        match api
-            .patch_status(
-                &pdb.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Err(e) if crate::api_code(&e) == Some(404) => return Ok(Action::await_change()),
-            other => {
-                other?;
-            }
+        if !crate::patch_status(&api, &pdb.name_any(), &patch).await? {
+            return Ok(Action::await_change());
         }
     }
     // Look again when the oldest disrupted pod times out.

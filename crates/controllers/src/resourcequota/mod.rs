@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
-use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
@@ -207,18 +207,8 @@ async fn reconcile(quota: Arc<ResourceQuota>, ctx: Arc<Ctx>) -> Result<Action, k
             .collect();
         hard_patch.extend(hard.iter().map(|(k, v)| (k.clone(), json!(v))));
         let patch = json!({"status": {"hard": hard_patch, "used": used_patch}});
-        match api
-            .patch_status(
-                &quota.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            Err(e) if crate::api_code(&e) == Some(404) => return Ok(Action::await_change()),
-            other => {
-                other?;
-            }
+        if !crate::patch_status(&api, &quota.name_any(), &patch).await? {
+            return Ok(Action::await_change());
         }
     }
     Ok(Action::requeue(ctx.settings.resync))
