@@ -47,6 +47,7 @@ pub async fn run(
     advertise: IpAddr,
     port: u16,
     service_ip: &str,
+    ca_pem: &str,
 ) -> Result<(), StoreError> {
     for name in NAMESPACES {
         ensure(store, &format!("/namespaces/{name}"), namespace(name)).await?;
@@ -104,6 +105,8 @@ pub async fn run(
         }),
     )
     .await?;
+    dns_publisher(store).await?;
+    cluster_info(store, &format!("https://{}", std::net::SocketAddr::new(advertise, port)), ca_pem).await?;
     ensure(
         store,
         "/discovery.k8s.io/endpointslices/default/kubernetes",
@@ -127,4 +130,79 @@ pub async fn present(store: &dyn Store) -> bool {
         }
     }
     true
+}
+
+/// skiff's DNS publishes the `kube-dns` Service and its endpoints in
+/// kube-system; this Role (bound to its identity) lets it, and no more.
+async fn dns_publisher(store: &dyn Store) -> Result<(), StoreError> {
+    let name = "skiff:dns-publisher";
+    ensure(
+        store,
+        &format!("/rbac.authorization.k8s.io/roles/kube-system/{name}"),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": name, "namespace": "kube-system"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": ["get", "create", "update", "patch"]},
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "create", "update", "patch"]},
+            ],
+        }),
+    )
+    .await?;
+    ensure(
+        store,
+        &format!("/rbac.authorization.k8s.io/rolebindings/kube-system/{name}"),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": "kube-system"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:skiff-dns"}],
+        }),
+    )
+    .await
+}
+
+/// The `cluster-info` ConfigMap in kube-public (kubeadm's): a kubeconfig
+/// with the CA and the server address, readable anonymously so that a
+/// joining node can fetch it before it trusts the server; it checks the
+/// CA against its `--ca-cert-hash` and the signatures the bootstrap signer
+/// adds with each token.
+async fn cluster_info(store: &dyn Store, server_url: &str, ca_pem: &str) -> Result<(), StoreError> {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: \"\"\n  cluster:\n    certificate-authority-data: {ca}\n    server: {server_url}\ncontexts: null\ncurrent-context: \"\"\npreferences: {{}}\nusers: null\n"
+    );
+    ensure(
+        store,
+        "/configmaps/kube-public/cluster-info",
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cluster-info", "namespace": "kube-public"},
+            "data": {"kubeconfig": kubeconfig},
+        }),
+    )
+    .await?;
+    let name = "skiff:bootstrap-signer-clusterinfo";
+    ensure(
+        store,
+        &format!("/rbac.authorization.k8s.io/roles/kube-public/{name}"),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": name, "namespace": "kube-public"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cluster-info"], "verbs": ["get"]}],
+        }),
+    )
+    .await?;
+    ensure(
+        store,
+        &format!("/rbac.authorization.k8s.io/rolebindings/kube-public/{name}"),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": "kube-public"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:anonymous"}],
+        }),
+    )
+    .await
 }

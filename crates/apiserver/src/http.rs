@@ -167,12 +167,15 @@ async fn serve(
         "/version" => return Ok(json_response(StatusCode::OK, &version_info())),
         _ => {}
     }
-    if user.is_anonymous() {
+    // Anonymous requests get only what joining nodes need before they
+    // trust the server: the signed cluster-info (authorized by RBAC).
+    if user.is_anonymous() && !(method == Method::GET && path == crate::auth::CLUSTER_INFO_PATH) {
         return Err(ApiError::unauthorized());
     }
     let parsed = request::parse(method, path, query);
     let user = &crate::auth::admit(
         &app.authorizer,
+        &app.registry,
         user,
         headers,
         method,
@@ -237,7 +240,7 @@ async fn serve(
             .await;
     }
     let body = read_body(body).await?;
-    app.registry.handle(info, query, headers, body).await
+    crate::request_user::scope(user.clone(), app.registry.handle(info, query, headers, body)).await
 }
 
 fn aggregated(doc: serde_json::Value, variant: Aggregated) -> Response {

@@ -17,6 +17,7 @@ mod openapi;
 pub mod pki;
 mod registry;
 mod request;
+mod request_user;
 mod resources;
 mod serve;
 mod status;
@@ -158,6 +159,7 @@ impl ApiServer {
             advertise,
             local_addr.port(),
             &service_ip,
+            &pki.ca.cert_pem,
         )
         .await?;
         Ok(ApiServer {

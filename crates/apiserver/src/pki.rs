@@ -278,6 +278,18 @@ impl ClusterPki {
         })
     }
 
+    /// A component's own client certificate (`tls/<file>.crt`), created at
+    /// first use and reused after: each component acts as itself, with
+    /// the rights RBAC gives that identity, never as the admin.
+    pub fn component(&self, file: &str, user: &str, groups: &[&str]) -> Result<CertPair, PkiError> {
+        if let Some(pair) = load_pair(&self.dir, file)? {
+            return Ok(pair);
+        }
+        let pair = issue_client(&self.ca, user, groups)?;
+        save_pair(&self.dir, file, &pair)?;
+        Ok(pair)
+    }
+
     /// Writes a kubeconfig for the admin user pointing at `server_url`.
     pub fn write_admin_kubeconfig(&self, path: &Path, server_url: &str) -> Result<(), PkiError> {
         write(path, &self.kubeconfig(server_url, &self.admin), true)

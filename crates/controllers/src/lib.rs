@@ -10,11 +10,14 @@
 //! [`ttl_after_finished`]), the object graph ([`garbage_collector`],
 //! [`namespace`]), Services ([`endpointslice`], [`endpoints`]), nodes
 //! ([`node_lifecycle`], [`taint_eviction`], [`node_ipam`], [`podgc`]),
-//! per-namespace defaults ([`serviceaccount`], [`root_ca_publisher`]) and
-//! policy ([`disruption`], [`resourcequota`]). The horizontal pod
+//! per-namespace defaults ([`serviceaccount`], [`root_ca_publisher`]),
+//! policy ([`disruption`], [`resourcequota`]) and node join
+//! ([`certificates`], [`bootstrap_tokens`]). The horizontal pod
 //! autoscaler joins them as `horizontal-pod-autoscaler-controller` once the
 //! metrics API exists.
 
+pub mod bootstrap_tokens;
+pub mod certificates;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -65,6 +68,10 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
     "ttl-after-finished-controller",
     "statefulset-controller",
     "daemonset-controller",
+    "csrapproving-controller",
+    "csrsigning-controller",
+    "bootstrap-signer-controller",
+    "tokencleaner-controller",
 ];
 
 /// Older names upstream still accepts, and the controller each stands for.
@@ -90,6 +97,10 @@ const ALIASES: &[(&str, &str)] = &[
     ("podgc", "pod-garbage-collector-controller"),
     ("disruption", "disruption-controller"),
     ("resourcequota", "resourcequota-controller"),
+    ("csrapproving", "csrapproving-controller"),
+    ("csrsigning", "csrsigning-controller"),
+    ("bootstrapsigner", "bootstrap-signer-controller"),
+    ("tokencleaner", "tokencleaner-controller"),
 ];
 
 /// Controllers that `*` does not turn on (none yet).
@@ -137,6 +148,10 @@ pub struct Config {
     pub statefulset: statefulset::Settings,
     /// DaemonSet controller tuning.
     pub daemonset: daemonset::Settings,
+    /// The CA that signs approved certificate requests (upstream's
+    /// `--cluster-signing-cert-file`/`--cluster-signing-key-file`);
+    /// without it the CSR signer idles.
+    pub signing: Option<certificates::signer::Settings>,
 }
 
 impl Config {
@@ -161,6 +176,7 @@ impl Config {
             cronjob: cronjob::Settings::default(),
             statefulset: statefulset::Settings::default(),
             daemonset: daemonset::Settings::default(),
+            signing: None,
         }
     }
 }
@@ -354,6 +370,27 @@ async fn run_controllers(
                 &mut tasks,
                 name,
                 daemonset::run(client, config.daemonset.clone(), token),
+            ),
+            "csrapproving-controller" => {
+                spawn(&mut tasks, name, certificates::approver::run(client, token))
+            }
+            "csrsigning-controller" => match config.signing.clone() {
+                Some(signing) => spawn(
+                    &mut tasks,
+                    name,
+                    certificates::signer::run(client, signing, token),
+                ),
+                None => tracing::warn!("no signing CA given: not signing certificate requests"),
+            },
+            "bootstrap-signer-controller" => spawn(
+                &mut tasks,
+                name,
+                bootstrap_tokens::signer::run(client, token),
+            ),
+            "tokencleaner-controller" => spawn(
+                &mut tasks,
+                name,
+                bootstrap_tokens::cleaner::run(client, token),
             ),
             other => tracing::warn!(controller = other, "no such controller"),
         }

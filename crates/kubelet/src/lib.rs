@@ -11,6 +11,7 @@ pub mod events;
 pub mod node;
 pub mod pods;
 pub mod server;
+pub mod tls_bootstrap;
 pub mod volumes;
 
 use std::path::PathBuf;

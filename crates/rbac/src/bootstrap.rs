@@ -104,10 +104,14 @@ fn service_account(namespace: &str, name: &str) -> Value {
 
 /// A ClusterRoleBinding named after the ClusterRole it binds.
 fn binding(role: &str, subjects: Vec<Value>) -> Value {
+    named_binding(role, role, subjects)
+}
+
+fn named_binding(name: &str, role: &str, subjects: Vec<Value>) -> Value {
     json!({
         "apiVersion": RBAC_API_VERSION,
         "kind": "ClusterRoleBinding",
-        "metadata": metadata(role, &[]),
+        "metadata": metadata(name, &[]),
         "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
         "subjects": subjects,
     })
@@ -328,6 +332,10 @@ fn node_rules() -> Vec<PolicyRule> {
             &["persistentvolumeclaims/status"],
         ),
         rule(&["get"], CORE, &["endpoints"]),
+        // A joined agent's kube-proxy runs as the node (upstream's gets its
+        // own identity); it needs the Services' endpoints.
+        rule(&["list", "watch"], CORE, &["endpoints"]),
+        rule(&["list", "watch"], DISCOVERY, &["endpointslices"]),
         rule(&["create"], CORE, &["serviceaccounts/token"]),
         rule(
             &["create", "get", "list", "watch"],
@@ -519,6 +527,33 @@ pub fn bootstrap_cluster_roles() -> Vec<Value> {
             ],
         ),
         cluster_role(
+            "system:node-bootstrapper",
+            &[],
+            vec![rule(
+                &["create", "get", "list", "watch"],
+                CERTIFICATES,
+                &["certificatesigningrequests"],
+            )],
+        ),
+        cluster_role(
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            &[],
+            vec![rule(
+                &["create"],
+                CERTIFICATES,
+                &["certificatesigningrequests/nodeclient"],
+            )],
+        ),
+        cluster_role(
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            &[],
+            vec![rule(
+                &["create"],
+                CERTIFICATES,
+                &["certificatesigningrequests/selfnodeclient"],
+            )],
+        ),
+        cluster_role(
             "system:auth-delegator",
             &[],
             vec![
@@ -561,7 +596,29 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<Value> {
         ),
         binding(
             "system:kube-dns",
-            vec![service_account("kube-system", "kube-dns")],
+            vec![
+                service_account("kube-system", "kube-dns"),
+                // skiff's DNS inside `skiff server`.
+                user("system:skiff-dns"),
+            ],
+        ),
+        // Node join, as kubeadm binds it: a bootstrap token may ask for a
+        // node client certificate, which is then approved automatically;
+        // nodes may renew their own.
+        named_binding(
+            "skiff:kubelet-bootstrap",
+            "system:node-bootstrapper",
+            vec![group("system:bootstrappers")],
+        ),
+        named_binding(
+            "skiff:node-autoapprove-bootstrap",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            vec![group("system:bootstrappers")],
+        ),
+        named_binding(
+            "skiff:node-autoapprove-certificate-rotation",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            vec![group("system:nodes")],
         ),
     ]
 }

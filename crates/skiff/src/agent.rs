@@ -74,7 +74,7 @@ pub struct AgentFlags {
 
 /// A Go `time.Duration` string: a sequence of numbers with units `h`, `m`,
 /// `s`, `ms` (as upstream's flags take them).
-fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("invalid duration {text:?} (examples: 4h, 30m, 1h30m, 90s)");
     let mut total = std::time::Duration::ZERO;
     let mut rest = text.trim();
@@ -109,9 +109,21 @@ fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
 /// `skiff agent`: a node joining a cluster.
 #[derive(clap::Args)]
 pub struct AgentArgs {
-    /// Credentials and address of the API server.
-    #[arg(long)]
+    /// Credentials and address of the API server (instead of joining
+    /// with `--server`/`--token`).
+    #[arg(long, conflicts_with_all = ["server", "token"])]
     pub kubeconfig: Option<PathBuf>,
+    /// The API server to join (`https://host:6443`).
+    #[arg(long, requires_all = ["token", "ca_cert_hash"])]
+    pub server: Option<String>,
+    /// A bootstrap token (`skiff token create`), used only to ask for this
+    /// node's certificate.
+    #[arg(long, requires = "server")]
+    pub token: Option<String>,
+    /// `sha256:<hex>` of the cluster CA's public key (printed by `skiff
+    /// token create`): a server with another CA is refused.
+    #[arg(long, requires = "server")]
+    pub ca_cert_hash: Option<String>,
     /// Where the agent's state lives (`/var/lib/skiff` as root).
     #[arg(long, env = "SKIFF_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -138,11 +150,37 @@ impl Agent {
     }
 }
 
-/// Starts containerd (when managed), imports images, then the kubelet.
+/// The API clients of the agent's parts: the kubelet acts as
+/// `system:node:<name>`; kube-proxy as itself where it has its own
+/// identity (on the server), else as the node.
+pub struct Clients {
+    pub kubelet: kube::Client,
+    pub proxy: kube::Client,
+}
+
+/// The node's name and InternalIP from the flags (host name and primary
+/// address by default).
+pub fn node_identity(flags: &AgentFlags) -> (String, IpAddr) {
+    let name = flags
+        .node_name
+        .clone()
+        .or_else(skiff_apiserver::host_name)
+        .unwrap_or_else(|| "localhost".into())
+        .to_lowercase();
+    let ip = flags
+        .node_ip
+        .or_else(skiff_apiserver::primary_address)
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    (name, ip)
+}
+
+/// Starts containerd (when managed), imports images, then the kubelet
+/// (serving its API with `serving` when given).
 pub async fn start(
     data_dir: &std::path::Path,
     flags: &AgentFlags,
-    client: kube::Client,
+    clients: Clients,
+    serving: Option<skiff_kubelet::server::KubeletTls>,
     control_plane: bool,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Agent> {
@@ -163,16 +201,7 @@ pub async fn start(
     } else {
         (PathBuf::from(&flags.container_runtime_endpoint), None)
     };
-    let name = flags
-        .node_name
-        .clone()
-        .or_else(skiff_apiserver::host_name)
-        .unwrap_or_else(|| "localhost".into())
-        .to_lowercase();
-    let ip = flags
-        .node_ip
-        .or_else(skiff_apiserver::primary_address)
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let (name, ip) = node_identity(flags);
     let mut node = skiff_kubelet::NodeSpec::new(&name, vec![ip]);
     node.control_plane = control_plane;
     node.kubelet_port = flags.kubelet_port;
@@ -185,20 +214,18 @@ pub async fn start(
             .add_list(list)
             .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
     }
-    let api = kubelet_tls(data_dir, &name, ip)?.map(|tls| skiff_kubelet::ApiServing {
+    let api = serving.map(|tls| skiff_kubelet::ApiServing {
         tls,
         port: flags.kubelet_port,
         healthz_port: flags.kubelet_healthz_port,
         streaming_idle_timeout: flags.streaming_connection_idle_timeout,
     });
     if api.is_none() {
-        tracing::warn!(
-            "no cluster CA key in the data dir: the kubelet API (kubectl logs) is not served"
-        );
+        tracing::warn!("no serving certificate: the kubelet API (kubectl logs) is not served");
     }
     node.pod_cidr = flags.pod_cidr.clone();
     let config = skiff_kubelet::Config {
-        client,
+        client: clients.kubelet,
         node,
         runtime_endpoint: socket,
         root_dir: agent_dir.join("kubelet"),
@@ -219,7 +246,7 @@ pub async fn start(
         ),
     };
     let proxy = (!flags.disable_kube_proxy).then(|| {
-        let mut proxy = skiff_proxy::Config::new(config.client.clone(), &name);
+        let mut proxy = skiff_proxy::Config::new(clients.proxy.clone(), &name);
         proxy.healthz_port = flags.proxy_healthz_port;
         proxy.metrics_port = flags.proxy_metrics_port;
         let stop = shutdown.clone();
@@ -244,7 +271,7 @@ pub async fn start(
 /// A serving certificate for the kubelet API signed by the cluster CA,
 /// when this node shares the server's data dir (the server's own node);
 /// agents on other hosts get theirs through the join flow.
-fn kubelet_tls(
+pub fn kubelet_tls(
     data_dir: &std::path::Path,
     node_name: &str,
     ip: IpAddr,
@@ -309,9 +336,39 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(crate::server::default_data_dir);
-    let client = crate::server::client_from(args.kubeconfig.as_deref()).await?;
+    let (name, ip) = node_identity(&args.flags);
+    let (client, serving) = match (&args.server, &args.token, &args.ca_cert_hash) {
+        (Some(server), Some(token), Some(hash)) => {
+            let params = skiff_kubelet::tls_bootstrap::JoinParams {
+                server: server.clone(),
+                token: token.clone(),
+                ca_cert_hash: hash.clone(),
+                node_name: name.clone(),
+                node_ips: vec![ip],
+                dir: data_dir.join("agent").join("pki"),
+            };
+            let creds = skiff_kubelet::tls_bootstrap::join(&params)
+                .await
+                .with_context(|| format!("joining {server}"))?;
+            let client = creds.client().await?;
+            let tls = skiff_kubelet::server::KubeletTls {
+                cert_pem: creds.serving_cert_pem,
+                key_pem: creds.serving_key_pem,
+                client_ca_pem: creds.ca_pem,
+            };
+            (client, Some(tls))
+        }
+        _ => {
+            let client = crate::server::client_from(args.kubeconfig.as_deref()).await?;
+            (client, kubelet_tls(&data_dir, &name, ip)?)
+        }
+    };
     let shutdown = CancellationToken::new();
-    let agent = start(&data_dir, &args.flags, client, false, shutdown.clone()).await?;
+    let clients = Clients {
+        kubelet: client.clone(),
+        proxy: client,
+    };
+    let agent = start(&data_dir, &args.flags, clients, serving, false, shutdown.clone()).await?;
     crate::server::wait_for_signal().await;
     shutdown.cancel();
     agent.stop().await;

@@ -3,8 +3,10 @@
 mod agent;
 mod bench;
 mod dns;
+mod identity;
 mod images;
 mod server;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -47,6 +49,9 @@ enum Commands {
     /// built-in offline images.
     #[command(subcommand)]
     Images(images::ImagesCommand),
+    /// Manage bootstrap tokens that let nodes join (`skiff agent --token`).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             Commands::Proxy(args) => agent::run_proxy(args).await,
             Commands::Bench(command) => bench::run(command).await,
             Commands::Images(command) => images::run(command).await,
+            Commands::Token(command) => token::run(command).await,
         }
     })
 }

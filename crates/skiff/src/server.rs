@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+
+use crate::identity::{self, Component};
 use skiff_store::{
     AutoCompactor, DEFAULT_COMPACTION_INTERVAL, EtcdConfig, EtcdStore, SqliteConfig, SqliteStore,
     Store,
@@ -65,6 +67,13 @@ pub struct ControllerManagerArgs {
     /// namespace (default: the CA of the kubeconfig).
     #[arg(long)]
     pub root_ca_file: Option<PathBuf>,
+    /// The CA certificate (PEM) that signs approved certificate requests
+    /// (node join); with `--cluster-signing-key-file`.
+    #[arg(long, requires = "cluster_signing_key_file")]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    /// The CA's private key (PEM).
+    #[arg(long, requires = "cluster_signing_cert_file")]
+    pub cluster_signing_key_file: Option<PathBuf>,
 }
 
 /// `skiff scheduler`: the scheduler alone, against any API server.
@@ -143,6 +152,19 @@ pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Resu
         ),
         None => kubeconfig_ca(args.kubeconfig.as_deref()),
     };
+    if let (Some(cert), Some(key)) = (
+        &args.cluster_signing_cert_file,
+        &args.cluster_signing_key_file,
+    ) {
+        let read = |path: &PathBuf, flag: &str| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading {flag} {}", path.display()))
+        };
+        config.signing = Some(skiff_controllers::certificates::signer::Settings::new(
+            read(cert, "--cluster-signing-cert-file")?,
+            read(key, "--cluster-signing-key-file")?,
+        ));
+    }
     let shutdown = CancellationToken::new();
     let mut running = tokio::spawn(skiff_controllers::run(config, shutdown.clone()));
     tokio::select! {
@@ -284,8 +306,11 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
     // their lease back.
     let stop_controllers = CancellationToken::new();
     let controllers = if role == Role::Server {
-        let client = client_from(Some(&kubeconfig_path)).await?;
-        let scheduler = skiff_scheduler::Config::new(client.clone());
+        let scheduler_client =
+            identity::client(&data_dir, &kubeconfig_path, Component::Scheduler).await?;
+        let client =
+            identity::client(&data_dir, &kubeconfig_path, Component::ControllerManager).await?;
+        let scheduler = skiff_scheduler::Config::new(scheduler_client);
         let token = stop_controllers.clone();
         tokio::spawn(async move {
             if let Err(e) = skiff_scheduler::run(scheduler, token).await {
@@ -295,10 +320,15 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
         let mut config = skiff_controllers::Config::new(client);
         config.controllers = args.controllers.clone();
         let ca = data_dir.join("tls").join("ca.crt");
-        config.root_ca = Some(
-            std::fs::read_to_string(&ca)
-                .with_context(|| format!("reading the cluster CA {}", ca.display()))?,
-        );
+        let ca_pem = std::fs::read_to_string(&ca)
+            .with_context(|| format!("reading the cluster CA {}", ca.display()))?;
+        let ca_key = data_dir.join("tls").join("ca.key");
+        config.signing = Some(skiff_controllers::certificates::signer::Settings::new(
+            ca_pem.clone(),
+            std::fs::read_to_string(&ca_key)
+                .with_context(|| format!("reading the cluster CA key {}", ca_key.display()))?,
+        ));
+        config.root_ca = Some(ca_pem);
         let token = stop_controllers.clone();
         Some(tokio::spawn(async move {
             if let Err(e) = skiff_controllers::run(config, token).await {
@@ -309,7 +339,7 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
         None
     };
     let dns = if role == Role::Server && !args.dns.disable_dns {
-        let client = client_from(Some(&kubeconfig_path)).await?;
+        let client = identity::client(&data_dir, &kubeconfig_path, Component::Dns).await?;
         let ip = args
             .agent
             .node_ip
@@ -334,8 +364,13 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
         flags
             .pod_cidr
             .get_or_insert_with(|| DEFAULT_POD_CIDR.to_owned());
-        let client = client_from(Some(&kubeconfig_path)).await?;
-        Some(crate::agent::start(&data_dir, &flags, client, true, stop_agent.clone()).await?)
+        let (name, ip) = crate::agent::node_identity(&flags);
+        let clients = crate::agent::Clients {
+            kubelet: identity::client(&data_dir, &kubeconfig_path, Component::Node(&name)).await?,
+            proxy: identity::client(&data_dir, &kubeconfig_path, Component::Proxy).await?,
+        };
+        let serving = crate::agent::kubelet_tls(&data_dir, &name, ip)?;
+        Some(crate::agent::start(&data_dir, &flags, clients, serving, true, stop_agent.clone()).await?)
     } else {
         None
     };

@@ -78,6 +78,21 @@ impl Authorizer {
         matches!(self.authorize(attrs), Decision::Allow { .. })
     }
 
+    /// The whole chain, as upstream orders it: privileged group, the Node
+    /// authorizer (whose refusals stand, with its reason), then RBAC.
+    pub fn decide(&self, registry: &crate::registry::Registry, attrs: &Attributes) -> Decision {
+        if attrs.user.groups.iter().any(|g| g == MASTERS) {
+            return self.authorize(attrs);
+        }
+        match super::node_authorizer::authorize(registry, attrs) {
+            super::node_authorizer::Verdict::Allow => Decision::Allow {
+                reason: "allowed by the Node authorizer".into(),
+            },
+            super::node_authorizer::Verdict::Deny(reason) => Decision::NoOpinion { reason },
+            super::node_authorizer::Verdict::NoOpinion => self.authorize(attrs),
+        }
+    }
+
     /// `SelfSubjectRulesReview.status`.
     pub fn rules_review(&self, user: &UserInfo, namespace: &str) -> Value {
         let user = rbac_user(user);

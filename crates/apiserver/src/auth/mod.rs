@@ -1,10 +1,12 @@
 //! Who a request comes from: a verified client certificate (checked at the
-//! TLS layer), else a bearer token (`--token-auth-file`, then service
-//! account JWTs), else anonymous — upstream's union authenticator, in its
+//! TLS layer), else a bearer token (`--token-auth-file`, then bootstrap
+//! tokens, then service account JWTs), else anonymous — upstream's union authenticator, in its
 //! order.
 
 pub mod authorize;
+pub mod bootstrap_token;
 pub mod impersonation;
+pub mod node_authorizer;
 pub mod reviews;
 pub mod sa_key;
 pub mod sa_token;
@@ -23,6 +25,11 @@ use crate::status::ApiError;
 use crate::tls::UserInfo;
 
 use authorize::{Authorizer, request_attributes};
+
+/// The one object anonymous clients may read: the CA and server address
+/// for joining nodes, signed with each bootstrap token (as kubeadm's
+/// `cluster-info`).
+pub const CLUSTER_INFO_PATH: &str = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
 
 /// The bearer-token authenticators.
 #[derive(Default)]
@@ -74,6 +81,11 @@ impl Authenticator {
         if let Some(user) = self.static_token(token) {
             return Ok((user, accepted.to_vec()));
         }
+        match bootstrap_token::authenticate(registry, token).await {
+            Ok(Some(user)) => return Ok((user, accepted.to_vec())),
+            Ok(None) => {}
+            Err(e) => return Err(InvalidToken(format!("[invalid bearer token, {e}]"))),
+        }
         match sa_token::authenticate(&registry.sa_key, registry, token, accepted).await {
             Ok(Some(found)) => Ok(found),
             Ok(None) => Err(InvalidToken("invalid bearer token".into())),
@@ -83,8 +95,8 @@ impl Authenticator {
 }
 
 /// 403 in upstream's words, with the details kubectl shows.
-fn forbidden(a: &Attributes) -> ApiError {
-    let mut e = ApiError::forbidden(skiff_rbac::forbidden_status_message(a, ""));
+fn forbidden(a: &Attributes, reason: &str) -> ApiError {
+    let mut e = ApiError::forbidden(skiff_rbac::forbidden_status_message(a, reason));
     if a.resource_request {
         let mut details = json!({"kind": a.resource});
         if !a.name.is_empty() {
@@ -102,6 +114,7 @@ fn forbidden(a: &Attributes) -> ApiError {
 /// request itself; returns the user the request runs as.
 pub fn admit(
     authorizer: &Authorizer,
+    registry: &Registry,
     user: &UserInfo,
     headers: &HeaderMap,
     method: &http::Method,
@@ -113,14 +126,24 @@ pub fn admit(
         let real = authorize::rbac_user(user);
         for a in impersonation::checks(&real, &requested) {
             if !authorizer.allows(&a) {
-                return Err(forbidden(&a));
+                return Err(forbidden(&a, ""));
             }
         }
         effective = impersonation::impersonated(&requested);
     }
     for a in request_attributes(&effective, method, path, info) {
-        if !authorizer.allows(&a) {
-            return Err(forbidden(&a));
+        match authorizer.decide(registry, &a) {
+            skiff_rbac::Decision::Allow { .. } => {}
+            skiff_rbac::Decision::NoOpinion { reason } => {
+                // RBAC's reasons (unresolvable roles) are not shown, as
+                // upstream; the Node authorizer's are.
+                let shown = if node_authorizer::node_of(&a.user.name, &a.user.groups).is_some() {
+                    reason.as_str()
+                } else {
+                    ""
+                };
+                return Err(forbidden(&a, shown));
+            }
         }
     }
     Ok(effective)

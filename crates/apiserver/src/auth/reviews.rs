@@ -179,7 +179,7 @@ pub async fn serve(
         }
         Review::SelfSubjectAccess => {
             let attrs = attributes_of(user, &spec, None);
-            let status = access_status(authorizer.authorize(&attrs));
+            let status = access_status(authorizer.decide(&app.registry, &attrs));
             answer(info, "SelfSubjectAccessReview", request, status)
         }
         Review::SubjectAccess | Review::LocalSubjectAccess => {
@@ -197,7 +197,7 @@ pub async fn serve(
                 )));
             }
             let attrs = attributes_of(&subject_of(&spec), &spec, namespace.as_deref());
-            let status = access_status(authorizer.authorize(&attrs));
+            let status = access_status(authorizer.decide(&app.registry, &attrs));
             let kind = if review == Review::SubjectAccess {
                 "SubjectAccessReview"
             } else {

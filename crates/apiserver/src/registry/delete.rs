@@ -202,6 +202,7 @@ impl Registry {
         let key = t.key()?;
         loop {
             let (current, revision) = self.load(t).await?;
+            super::node_restriction::admit_delete(t.r, &current)?;
             if let Some(uid) = &options.uid
                 && object::meta_str(&current, "uid") != Some(uid.as_str())
             {

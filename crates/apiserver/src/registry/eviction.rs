@@ -129,6 +129,7 @@ impl Registry {
             decode_object(headers, &body)?
         };
         let pod = self.read_object(t).await?;
+        super::node_restriction::admit_delete(t.r, &pod)?;
         let pod_name = t.name.clone().unwrap_or_default();
         let dry = dry_run(query)
             || eviction

@@ -4,6 +4,7 @@
 
 mod admission;
 mod body;
+mod certificate_requests;
 mod continue_token;
 mod default_tolerations;
 mod delete;
@@ -12,6 +13,7 @@ mod field_validation;
 mod internal;
 mod list;
 mod managed_fields;
+pub(crate) mod node_restriction;
 mod output;
 mod patch;
 mod pod_logs;

@@ -160,6 +160,11 @@ impl Registry {
             ("binding", Verb::Create) => self.bind(t, query, headers, body).await,
             ("eviction", Verb::Create) => self.evict(t, query, headers, body).await,
             ("token", Verb::Create) => self.token_request(t, headers, body).await,
+            ("approval", Verb::Get) => self.get(t, query, headers).await,
+            ("approval", Verb::Update) => {
+                self.replace(t, query, headers, body, Part::Approval).await
+            }
+            ("approval", Verb::Patch) => self.patch(t, query, headers, body, Part::Approval).await,
             ("finalize", Verb::Update) => {
                 self.replace(t, query, headers, body, Part::Finalize).await
             }

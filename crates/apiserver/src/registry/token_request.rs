@@ -83,7 +83,10 @@ impl Registry {
             .filter(|r| r.is_object())
         {
             Some(r) => Some(self.bound_object(&ns, &name, r).await?),
-            None => None,
+            None => {
+                super::node_restriction::admit_token(None)?;
+                None
+            }
         };
         let now = jiff::Timestamp::now();
         let claims = sa_token::claims(
@@ -155,6 +158,7 @@ impl Registry {
                 "Operation cannot be fulfilled on {kind} \"{name}\": the UID in the bound object reference ({wanted}) does not match the UID in record. The object might have been deleted and then recreated"
             )));
         }
+        super::node_restriction::admit_token((plural == "pods").then_some(&*obj))?;
         let mut node = None;
         if plural == "pods" {
             let runs_as = obj

@@ -30,6 +30,8 @@ pub enum Part {
     /// `pods/binding`: like `Main`, and the one write that may set the
     /// otherwise immutable `spec.nodeName`.
     Bind,
+    /// A CertificateSigningRequest's `approval`: only the conditions.
+    Approval,
 }
 
 impl Part {
@@ -41,6 +43,8 @@ impl Part {
                 strategy::prepare_for_update(r, new, current);
             }
             Part::Status => strategy::prepare_for_status_update(new, current),
+            // Checked and prepared by `certificate_requests::approval`.
+            Part::Approval => {}
             Part::Finalize => {
                 let finalizers = new.pointer("/spec/finalizers").cloned();
                 *new = current.clone();
@@ -202,6 +206,10 @@ impl Registry {
             skiff_apimachinery::defaults::generate_job_selector(&mut obj, &uid);
         }
         admit_create(t.r, &mut obj, &name)?;
+        super::node_restriction::admit_create(t.r, &obj)?;
+        if t.r.group == "certificates.k8s.io" && t.r.kind == "CertificateSigningRequest" {
+            super::certificate_requests::admit_create(&mut obj)?;
+        }
         if let Recording::Update(recorder) = recording {
             recorder.record(None, &mut obj);
         }
@@ -326,6 +334,9 @@ impl Registry {
             check_kind(t, &mut new)?;
             check_namespace(t, &mut new)?;
             meta_mut(&mut new).insert("name".into(), json!(name));
+            if part == Part::Approval {
+                super::certificate_requests::approval(&mut new, &current)?;
+            }
             part.prepare(t.r, &mut new, &current);
             meta_mut(&mut new).insert("resourceVersion".into(), json!(revision.to_string()));
             if part == Part::Bind {
@@ -336,6 +347,11 @@ impl Registry {
                 admit_update(t.r, &mut new, &before, &name)?;
             } else {
                 admit_update(t.r, &mut new, &current, &name)?;
+            }
+            if part == Part::Mark {
+                super::node_restriction::admit_delete(t.r, &current)?;
+            } else {
+                super::node_restriction::admit_update(t.r, &new, &current)?;
             }
             self.keep_allocations(t.r, &mut new, &current)?;
             if let Some(recorder) = recorder {
