@@ -346,6 +346,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
                 node_name: name.clone(),
                 node_ips: vec![ip],
                 dir: data_dir.join("agent").join("pki"),
+                discovery_timeout: std::time::Duration::from_secs(300),
             };
             let creds = skiff_kubelet::tls_bootstrap::join(&params)
                 .await

@@ -65,11 +65,9 @@ pub fn check(info: &ConfigMap, token: &str, pin: &str) -> Result<String, JoinErr
     let kubeconfig = data
         .get("kubeconfig")
         .ok_or_else(|| fail("cluster-info has no kubeconfig"))?;
-    let signature = data.get(&format!("jws-kubeconfig-{id}")).ok_or_else(|| {
-        fail(format!(
-            "cluster-info is not signed for token {id} (unknown or expired token, or the bootstrap signer is not running)"
-        ))
-    })?;
+    let signature = data
+        .get(&format!("jws-kubeconfig-{id}"))
+        .ok_or_else(|| JoinError::NotSigned(id.to_owned()))?;
     if !verify_signature(signature, kubeconfig, id, secret) {
         return Err(fail(format!(
             "cluster-info's signature for token {id} does not verify: this server does not know the token"

@@ -24,6 +24,8 @@ pub enum JoinError {
     Discovery(String),
     #[error("the bootstrap token is malformed (expected [a-z0-9]{{6}}.[a-z0-9]{{16}})")]
     BadToken,
+    #[error("cluster-info is not signed for token {0} (unknown or expired token, or the bootstrap signer is not running)")]
+    NotSigned(String),
     #[error("the certificate request {name}: {message}")]
     Request { name: String, message: String },
     #[error("Kubernetes API: {0}")]
@@ -53,6 +55,9 @@ pub struct JoinParams {
     pub node_ips: Vec<IpAddr>,
     /// Where the credentials are kept.
     pub dir: PathBuf,
+    /// How long to wait for cluster-info to be signed with the token (a
+    /// token just created is signed within moments).
+    pub discovery_timeout: std::time::Duration,
 }
 
 /// A joined node's credentials (PEM).
@@ -160,7 +165,16 @@ pub async fn join(params: &JoinParams) -> Result<Credentials, JoinError> {
         tracing::info!(dir = %params.dir.display(), "using this node's certificates from an earlier join");
         return Ok(creds);
     }
-    let ca_pem = discovery::discover(&params.server, &params.token, &params.ca_cert_hash).await?;
+    let started = std::time::Instant::now();
+    let ca_pem = loop {
+        match discovery::discover(&params.server, &params.token, &params.ca_cert_hash).await {
+            Err(JoinError::NotSigned(id)) if started.elapsed() < params.discovery_timeout => {
+                tracing::info!(token = %id, "cluster-info is not signed for this token yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => break other?,
+        }
+    };
     tracing::info!(server = %params.server, "the server's CA matches --ca-cert-hash and cluster-info is signed with the token");
     let bootstrap = request::bootstrap_client(&params.server, &ca_pem, &params.token).await?;
     let (client_cert_pem, client_key_pem) = request::client_certificate(&bootstrap, &params.node_name).await?;
