@@ -106,7 +106,12 @@ pub async fn run(
     )
     .await?;
     dns_publisher(store).await?;
-    cluster_info(store, &format!("https://{}", std::net::SocketAddr::new(advertise, port)), ca_pem).await?;
+    cluster_info(
+        store,
+        &format!("https://{}", std::net::SocketAddr::new(advertise, port)),
+        ca_pem,
+    )
+    .await?;
     ensure(
         store,
         "/discovery.k8s.io/endpointslices/default/kubernetes",

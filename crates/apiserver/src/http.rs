@@ -240,7 +240,11 @@ async fn serve(
             .await;
     }
     let body = read_body(body).await?;
-    crate::request_user::scope(user.clone(), app.registry.handle(info, query, headers, body)).await
+    crate::request_user::scope(
+        user.clone(),
+        app.registry.handle(info, query, headers, body),
+    )
+    .await
 }
 
 fn aggregated(doc: serde_json::Value, variant: Aggregated) -> Response {

@@ -369,7 +369,15 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         kubelet: client.clone(),
         proxy: client,
     };
-    let agent = start(&data_dir, &args.flags, clients, serving, false, shutdown.clone()).await?;
+    let agent = start(
+        &data_dir,
+        &args.flags,
+        clients,
+        serving,
+        false,
+        shutdown.clone(),
+    )
+    .await?;
     crate::server::wait_for_signal().await;
     shutdown.cancel();
     agent.stop().await;

@@ -24,7 +24,11 @@ impl Component<'_> {
     /// (certificate file, user, groups)
     fn identity(&self) -> (String, String, Vec<&'static str>) {
         match self {
-            Component::Scheduler => ("kube-scheduler".into(), "system:kube-scheduler".into(), vec![]),
+            Component::Scheduler => (
+                "kube-scheduler".into(),
+                "system:kube-scheduler".into(),
+                vec![],
+            ),
             Component::ControllerManager => (
                 "kube-controller-manager".into(),
                 "system:kube-controller-manager".into(),

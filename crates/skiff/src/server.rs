@@ -370,7 +370,17 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
             proxy: identity::client(&data_dir, &kubeconfig_path, Component::Proxy).await?,
         };
         let serving = crate::agent::kubelet_tls(&data_dir, &name, ip)?;
-        Some(crate::agent::start(&data_dir, &flags, clients, serving, true, stop_agent.clone()).await?)
+        Some(
+            crate::agent::start(
+                &data_dir,
+                &flags,
+                clients,
+                serving,
+                true,
+                stop_agent.clone(),
+            )
+            .await?,
+        )
     } else {
         None
     };

@@ -90,14 +90,18 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             "--groups: {g:?} must start with system:bootstrappers:"
         );
     }
-    let ttl = crate::agent::parse_go_duration(&args.ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+    let ttl =
+        crate::agent::parse_go_duration(&args.ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
     let client = crate::server::client_from(args.kubeconfig.kubeconfig.as_deref()).await?;
     let id = random_chars(6);
     let secret = random_chars(16);
     let mut data = BTreeMap::from([
         ("token-id".to_owned(), id.clone()),
         ("token-secret".to_owned(), secret.clone()),
-        ("usage-bootstrap-authentication".to_owned(), "true".to_owned()),
+        (
+            "usage-bootstrap-authentication".to_owned(),
+            "true".to_owned(),
+        ),
         ("usage-bootstrap-signing".to_owned(), "true".to_owned()),
         ("auth-extra-groups".to_owned(), args.groups.join(",")),
     ]);
@@ -135,7 +139,8 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|d| d.get("kubeconfig"))
         .context("cluster-info has no kubeconfig")?;
-    let parsed = kube::config::Kubeconfig::from_yaml(kubeconfig).context("cluster-info's kubeconfig")?;
+    let parsed =
+        kube::config::Kubeconfig::from_yaml(kubeconfig).context("cluster-info's kubeconfig")?;
     let cluster = parsed
         .clusters
         .iter()
@@ -160,7 +165,10 @@ async fn list(args: KubeconfigArg) -> anyhow::Result<()> {
         .list(&ListParams::default().fields(&format!("type={SECRET_TYPE}")))
         .await
         .context("listing bootstrap tokens")?;
-    println!("{:<24} {:<22} {:<36} DESCRIPTION", "TOKEN", "EXPIRES", "USAGES");
+    println!(
+        "{:<24} {:<22} {:<36} DESCRIPTION",
+        "TOKEN", "EXPIRES", "USAGES"
+    );
     for s in &secrets.items {
         let field = |k: &str| {
             s.data
@@ -180,7 +188,11 @@ async fn list(args: KubeconfigArg) -> anyhow::Result<()> {
         println!(
             "{:<24} {:<22} {:<36} {}",
             format!("{}.<secret>", field("token-id")),
-            if expires.is_empty() { "<forever>".into() } else { expires },
+            if expires.is_empty() {
+                "<forever>".into()
+            } else {
+                expires
+            },
             usages.join(","),
             field("description")
         );

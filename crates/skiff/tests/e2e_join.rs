@@ -28,10 +28,18 @@ fn skiff(args: &[&str]) -> std::process::Output {
 
 /// (token, ca hash) from `skiff token create`.
 fn create_token(kubeconfig: &Path) -> (String, String) {
-    let out = skiff(&["token", "create", "--kubeconfig", &kubeconfig.display().to_string()]);
+    let out = skiff(&[
+        "token",
+        "create",
+        "--kubeconfig",
+        &kubeconfig.display().to_string(),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "token create failed: {stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "token create failed: {stdout}\n{stderr}"
+    );
     let hash = stderr
         .split_whitespace()
         .skip_while(|w| *w != "--ca-cert-hash")
@@ -42,7 +50,13 @@ fn create_token(kubeconfig: &Path) -> (String, String) {
     (stdout, hash)
 }
 
-fn params(c: &skiff_testkit::Cluster, token: &str, hash: &str, node: &str, dir: &Path) -> JoinParams {
+fn params(
+    c: &skiff_testkit::Cluster,
+    token: &str,
+    hash: &str,
+    node: &str,
+    dir: &Path,
+) -> JoinParams {
     JoinParams {
         server: format!("https://127.0.0.1:{}", c.port),
         token: token.to_owned(),
@@ -65,17 +79,40 @@ async fn a_node_joins_with_a_token_and_is_confined_to_its_pods() {
     let files = tempfile::tempdir().unwrap();
     let (token, hash) = create_token(&c.kubeconfig);
     let id = token.split('.').next().unwrap();
-    let listed = admin.ok(&["get", "secrets", "-n", "kube-system", "--field-selector", "type=bootstrap.kubernetes.io/token", "-o", "name"]);
-    assert!(listed.contains(&format!("bootstrap-token-{id}")), "{listed}");
+    let listed = admin.ok(&[
+        "get",
+        "secrets",
+        "-n",
+        "kube-system",
+        "--field-selector",
+        "type=bootstrap.kubernetes.io/token",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        listed.contains(&format!("bootstrap-token-{id}")),
+        "{listed}"
+    );
 
     // A pin of another CA: the node refuses to join (before sending the token).
     let wrong = format!("sha256:{}", "0".repeat(64));
-    let err = join(&params(&c, &token, &wrong, "n0", files.path())).await.unwrap_err();
-    assert!(err.to_string().contains("does not match --ca-cert-hash"), "{err}");
+    let err = join(&params(&c, &token, &wrong, "n0", files.path()))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("does not match --ca-cert-hash"),
+        "{err}"
+    );
     let out = skiff(&[
-        "agent", "--data-dir", &files.path().join("cli").display().to_string(),
-        "--server", &format!("https://127.0.0.1:{}", c.port),
-        "--token", &token, "--ca-cert-hash", &wrong,
+        "agent",
+        "--data-dir",
+        &files.path().join("cli").display().to_string(),
+        "--server",
+        &format!("https://127.0.0.1:{}", c.port),
+        "--token",
+        &token,
+        "--ca-cert-hash",
+        &wrong,
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -86,18 +123,30 @@ async fn a_node_joins_with_a_token_and_is_confined_to_its_pods() {
     assert!(matches!(join(&unknown).await, Err(JoinError::NotSigned(_))));
 
     // Two nodes join with the same token.
-    let n1 = join(&params(&c, &token, &hash, "n1", files.path())).await.unwrap();
-    let n2 = join(&params(&c, &token, &hash, "n2", files.path())).await.unwrap();
+    let n1 = join(&params(&c, &token, &hash, "n1", files.path()))
+        .await
+        .unwrap();
+    let n2 = join(&params(&c, &token, &hash, "n2", files.path()))
+        .await
+        .unwrap();
     let csrs = admin.ok(&["get", "csr", "-o", "wide"]);
     assert!(csrs.contains("Approved,Issued"), "{csrs}");
     assert!(csrs.contains(&format!("system:bootstrap:{id}")), "{csrs}");
-    assert!(csrs.contains("kubernetes.io/kube-apiserver-client-kubelet"), "{csrs}");
+    assert!(
+        csrs.contains("kubernetes.io/kube-apiserver-client-kubelet"),
+        "{csrs}"
+    );
     assert!(csrs.contains("kubernetes.io/kubelet-serving"), "{csrs}");
     // A second start reuses the certificate: no new request.
     let before = admin.ok(&["get", "csr", "-o", "name"]).lines().count();
-    let again = join(&params(&c, &token, &hash, "n1", files.path())).await.unwrap();
+    let again = join(&params(&c, &token, &hash, "n1", files.path()))
+        .await
+        .unwrap();
     assert_eq!(again.client_cert_pem, n1.client_cert_pem);
-    assert_eq!(admin.ok(&["get", "csr", "-o", "name"]).lines().count(), before);
+    assert_eq!(
+        admin.ok(&["get", "csr", "-o", "name"]).lines().count(),
+        before
+    );
 
     let c1 = n1.client().await.unwrap();
     let c2 = n2.client().await.unwrap();
@@ -107,20 +156,43 @@ async fn a_node_joins_with_a_token_and_is_confined_to_its_pods() {
     let k = skiff_testkit::Kubectl::new(1, 33, &files.path().join("n1.kubeconfig")).unwrap();
     let out = k.run(&["auth", "whoami"]).unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("system:node:n1") && text.contains("system:nodes"), "{text}");
+    assert!(
+        text.contains("system:node:n1") && text.contains("system:nodes"),
+        "{text}"
+    );
 
     // Each registers its own Node, not another's.
-    let node = |name: &str| -> Node { serde_json::from_value(json!({"metadata": {"name": name}})).unwrap() };
-    Api::<Node>::all(c1.clone()).create(&PostParams::default(), &node("n1")).await.unwrap();
-    Api::<Node>::all(c2.clone()).create(&PostParams::default(), &node("n2")).await.unwrap();
-    let e = Api::<Node>::all(c1.clone()).create(&PostParams::default(), &node("n3")).await.unwrap_err();
+    let node = |name: &str| -> Node {
+        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+    };
+    Api::<Node>::all(c1.clone())
+        .create(&PostParams::default(), &node("n1"))
+        .await
+        .unwrap();
+    Api::<Node>::all(c2.clone())
+        .create(&PostParams::default(), &node("n2"))
+        .await
+        .unwrap();
+    let e = Api::<Node>::all(c1.clone())
+        .create(&PostParams::default(), &node("n3"))
+        .await
+        .unwrap_err();
     assert_eq!(code(e), 403);
     let label = Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}}));
-    Api::<Node>::all(c1.clone()).patch("n1", &PatchParams::default(), &label).await.unwrap();
-    let e = Api::<Node>::all(c1.clone()).patch("n2", &PatchParams::default(), &label).await.unwrap_err();
+    Api::<Node>::all(c1.clone())
+        .patch("n1", &PatchParams::default(), &label)
+        .await
+        .unwrap();
+    let e = Api::<Node>::all(c1.clone())
+        .patch("n2", &PatchParams::default(), &label)
+        .await
+        .unwrap_err();
     assert_eq!(code(e), 403);
     let taint = Patch::Merge(json!({"spec": {"taints": [{"key": "x", "effect": "NoSchedule"}]}}));
-    let e = Api::<Node>::all(c1.clone()).patch("n1", &PatchParams::default(), &taint).await.unwrap_err();
+    let e = Api::<Node>::all(c1.clone())
+        .patch("n1", &PatchParams::default(), &taint)
+        .await
+        .unwrap_err();
     assert_eq!(code(e), 403, "a node may not change its own taints");
 
     // Secrets: each node reads those of its own pods only.
@@ -138,20 +210,128 @@ async fn a_node_joins_with_a_token_and_is_confined_to_its_pods() {
     let e = secrets1.get("s2").await.unwrap_err();
     let status = common::api_error(e);
     assert_eq!(status.code, 403);
-    assert!(status.message.contains("no relationship found between node 'n1'"), "{}", status.message);
+    assert!(
+        status
+            .message
+            .contains("no relationship found between node 'n1'"),
+        "{}",
+        status.message
+    );
     let e = secrets1.list(&Default::default()).await.unwrap_err();
     assert_eq!(code(e), 403);
 
     // Pod status: only of its own pods; deleting another node's pod: no.
     let pods1: Api<Pod> = Api::namespaced(c1.clone(), "default");
     let ready = Patch::Merge(json!({"status": {"phase": "Running"}}));
-    pods1.patch_status("p1", &PatchParams::default(), &ready).await.unwrap();
-    let e = pods1.patch_status("p2", &PatchParams::default(), &ready).await.unwrap_err();
+    pods1
+        .patch_status("p1", &PatchParams::default(), &ready)
+        .await
+        .unwrap();
+    let e = pods1
+        .patch_status("p2", &PatchParams::default(), &ready)
+        .await
+        .unwrap_err();
     assert_eq!(code(e), 403);
     let e = pods1.delete("p2", &Default::default()).await.unwrap_err();
     assert_eq!(code(e), 403);
     // A node creates only mirror pods bound to itself.
     let plain: Pod = serde_json::from_value(json!({"metadata": {"name": "sneaky"}, "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}]}})).unwrap();
-    let e = pods1.create(&PostParams::default(), &plain).await.unwrap_err();
+    let e = pods1
+        .create(&PostParams::default(), &plain)
+        .await
+        .unwrap_err();
     assert_eq!(code(e), 403);
+}
+
+/// A CSR in PEM for `user` in `group`, and its key.
+fn user_csr(user: &str, group: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, user);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, group);
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    (csr, key.serialize_pem())
+}
+
+#[test]
+fn kubectl_certificate_approve_and_deny() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let c = common::cluster();
+    let files = tempfile::tempdir().unwrap();
+    for minor in common::KUBECTLS {
+        let admin = Ctl::new(&c, minor);
+        let (alice, key) = user_csr("alice", "devs");
+        let (bob, _) = user_csr("bob", "devs");
+        for (name, csr) in [
+            (format!("alice-{minor}"), &alice),
+            (format!("bob-{minor}"), &bob),
+        ] {
+            admin.ok_with_input(
+                &["create", "-f", "-"],
+                &format!("apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: {name}}}\nspec:\n  request: {}\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [client auth]\n", b64(csr)),
+            );
+        }
+        let pending = admin.ok(&["get", "csr", &format!("alice-{minor}")]);
+        assert!(pending.contains("Pending"), "{pending}");
+        // The server recorded who asked, whatever the body said.
+        let requester = admin.jsonpath(&["csr", &format!("alice-{minor}")], "{.spec.username}");
+        assert_eq!(requester, "skiff-admin");
+        admin.ok(&["certificate", "approve", &format!("alice-{minor}")]);
+        admin.ok(&["certificate", "deny", &format!("bob-{minor}")]);
+        let mut issued = String::new();
+        for _ in 0..100 {
+            issued = admin.jsonpath(&["csr", &format!("alice-{minor}")], "{.status.certificate}");
+            if !issued.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!issued.is_empty(), "alice's certificate was never issued");
+        let denied = admin.ok(&["get", "csr", &format!("bob-{minor}")]);
+        assert!(denied.contains("Denied"), "{denied}");
+        assert!(
+            admin
+                .jsonpath(&["csr", &format!("bob-{minor}")], "{.status.certificate}")
+                .is_empty()
+        );
+        // Alice signs in with her new certificate.
+        let admin_config = std::fs::read_to_string(&c.kubeconfig).unwrap();
+        let field = |key: &str| {
+            admin_config
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: alice\n  user:\n    client-certificate-data: {issued}\n    client-key-data: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: alice}}\ncurrent-context: c\n",
+            field("server:"),
+            field("certificate-authority-data:"),
+            b64(&key)
+        );
+        let path = files.path().join(format!("alice-{minor}.kubeconfig"));
+        std::fs::write(&path, kubeconfig).unwrap();
+        let k = skiff_testkit::Kubectl::new(1, minor, &path).unwrap();
+        let out = k
+            .run(&[
+                "auth",
+                "whoami",
+                "-o",
+                "jsonpath={.status.userInfo.username}",
+            ])
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "alice",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -30,7 +30,10 @@ pub fn parse(token: &str) -> Option<(&str, &str)> {
 
 /// A field of the Secret's `data` (base64) or `stringData`.
 fn field(secret: &Value, key: &str) -> Option<String> {
-    if let Some(encoded) = secret.pointer(&format!("/data/{key}")).and_then(Value::as_str) {
+    if let Some(encoded) = secret
+        .pointer(&format!("/data/{key}"))
+        .and_then(Value::as_str)
+    {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .ok()?;
@@ -44,7 +47,11 @@ fn field(secret: &Value, key: &str) -> Option<String> {
 
 /// Constant-time comparison: the secret half must not leak by timing.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Whether `secret` (at `now`, Unix seconds) lets `token` authenticate;
@@ -54,7 +61,9 @@ pub fn check(secret: &Value, token: &str, now: i64) -> Result<UserInfo, String> 
         return Err("not a bootstrap token".into());
     };
     if secret.get("type").and_then(Value::as_str) != Some(SECRET_TYPE) {
-        return Err(format!("secret bootstrap-token-{id} is not a bootstrap token"));
+        return Err(format!(
+            "secret bootstrap-token-{id} is not a bootstrap token"
+        ));
     }
     if object::is_deleting(secret) {
         return Err(format!("bootstrap token {id} is being deleted"));
@@ -104,7 +113,11 @@ pub async fn authenticate(registry: &Registry, token: &str) -> Result<Option<Use
         return Ok(None);
     };
     let secret = registry
-        .lookup("secrets", Some("kube-system"), &format!("bootstrap-token-{id}"))
+        .lookup(
+            "secrets",
+            Some("kube-system"),
+            &format!("bootstrap-token-{id}"),
+        )
         .await
         .ok_or_else(|| format!("no bootstrap token {id}"))?;
     check(&secret, token, jiff::Timestamp::now().as_second()).map(Some)
@@ -130,7 +143,10 @@ mod tests {
 
     #[test]
     fn well_formed_tokens_only() {
-        assert_eq!(parse("abcdef.0123456789abcdef"), Some(("abcdef", "0123456789abcdef")));
+        assert_eq!(
+            parse("abcdef.0123456789abcdef"),
+            Some(("abcdef", "0123456789abcdef"))
+        );
         assert!(parse("ABCDEF.0123456789abcdef").is_none());
         assert!(parse("abcdef.0123456789abcde").is_none());
         assert!(parse("abcdef0123456789abcdef").is_none());
@@ -139,7 +155,8 @@ mod tests {
 
     #[test]
     fn a_valid_token_is_a_bootstrapper() {
-        let s = secret(json!({"auth-extra-groups": "system:bootstrappers:skiff:default-node-token"}));
+        let s =
+            secret(json!({"auth-extra-groups": "system:bootstrappers:skiff:default-node-token"}));
         let user = check(&s, "abcdef.0123456789abcdef", 0).unwrap();
         assert_eq!(user.name, "system:bootstrap:abcdef");
         assert_eq!(
@@ -157,9 +174,16 @@ mod tests {
         let s = secret(json!({}));
         assert!(check(&s, "abcdef.0123456789abcdee", 0).is_err());
         let expired = secret(json!({"expiration": "2020-01-01T00:00:00Z"}));
-        let at = "2020-01-01T00:00:00Z".parse::<jiff::Timestamp>().unwrap().as_second();
+        let at = "2020-01-01T00:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_second();
         assert!(check(&expired, "abcdef.0123456789abcdef", at - 1).is_ok());
-        assert!(check(&expired, "abcdef.0123456789abcdef", at).unwrap_err().contains("expired"));
+        assert!(
+            check(&expired, "abcdef.0123456789abcdef", at)
+                .unwrap_err()
+                .contains("expired")
+        );
         let mut unused = secret(json!({}));
         unused["data"]
             .as_object_mut()

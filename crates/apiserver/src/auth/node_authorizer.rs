@@ -203,7 +203,11 @@ pub fn authorize(registry: &Registry, a: &Attributes) -> Verdict {
     if !a.resource_request {
         return Verdict::NoOpinion;
     }
-    let graph_kind = match (a.api_group.as_str(), a.resource.as_str(), a.subresource.as_str()) {
+    let graph_kind = match (
+        a.api_group.as_str(),
+        a.resource.as_str(),
+        a.subresource.as_str(),
+    ) {
         ("", "secrets", "") => Some("Secret"),
         ("", "configmaps", "") => Some("ConfigMap"),
         ("", "persistentvolumeclaims", "") | ("", "persistentvolumeclaims", "status") => {
@@ -245,8 +249,7 @@ pub fn authorize(registry: &Registry, a: &Attributes) -> Verdict {
     }
     if a.api_group == "coordination.k8s.io" && a.resource == "leases" {
         let own = a.namespace == LEASE_NAMESPACE && (a.name == node || a.verb == "create");
-        return if own && ["get", "create", "update", "patch", "delete"].contains(&a.verb.as_str())
-        {
+        return if own && ["get", "create", "update", "patch", "delete"].contains(&a.verb.as_str()) {
             Verdict::Allow
         } else {
             Verdict::Deny(format!(

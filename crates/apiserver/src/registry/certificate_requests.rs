@@ -34,8 +34,8 @@ pub fn request_der(obj: &Value) -> Result<Vec<u8>, String> {
     let pem = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| "not base64")?;
-    let (_, block) =
-        x509_parser::pem::parse_x509_pem(&pem).map_err(|_| "PEM block type must be CERTIFICATE REQUEST")?;
+    let (_, block) = x509_parser::pem::parse_x509_pem(&pem)
+        .map_err(|_| "PEM block type must be CERTIFICATE REQUEST")?;
     if block.label != "CERTIFICATE REQUEST" {
         return Err("PEM block type must be CERTIFICATE REQUEST".into());
     }

@@ -39,11 +39,10 @@ fn restricted_labels(obj: &Value) -> Vec<(String, Value)> {
         .into_iter()
         .flatten()
         .filter(|(k, _)| {
-            k.split_once('/')
-                .is_some_and(|(prefix, _)| {
-                    format!("{prefix}/") == RESTRICTED_LABEL_PREFIX
-                        || prefix.ends_with(".node-restriction.kubernetes.io")
-                })
+            k.split_once('/').is_some_and(|(prefix, _)| {
+                format!("{prefix}/") == RESTRICTED_LABEL_PREFIX
+                    || prefix.ends_with(".node-restriction.kubernetes.io")
+            })
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
@@ -85,14 +84,24 @@ pub fn admit_create(r: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
             )));
         }
     } else if is_core(r, "Pod") {
-        if obj.pointer(&format!("/metadata/annotations/{}", MIRROR_ANNOTATION.replace('/', "~1"))).is_none() {
+        if obj
+            .pointer(&format!(
+                "/metadata/annotations/{}",
+                MIRROR_ANNOTATION.replace('/', "~1")
+            ))
+            .is_none()
+        {
             return Err(forbidden(format!(
                 "pod does not have \"{MIRROR_ANNOTATION}\" annotation, node \"{node}\" can only create mirror pods"
             )));
         }
         own_pod(&node, obj, "create")?;
         let spec = &obj["spec"];
-        if spec.get("serviceAccountName").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+        if spec
+            .get("serviceAccountName")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
             return Err(forbidden(format!(
                 "node \"{node}\" can not create pods that reference a service account"
             )));
@@ -195,7 +204,10 @@ mod tests {
             "example.node-restriction.kubernetes.io/x": "y",
             "kubernetes.io/hostname": "a",
         }}});
-        let found: Vec<String> = restricted_labels(&node).into_iter().map(|(k, _)| k).collect();
+        let found: Vec<String> = restricted_labels(&node)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(
             found,
             [

@@ -10,9 +10,9 @@ use base64::Engine;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
+use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
-use kube::Api;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,9 @@ const RESYNC: Duration = Duration::from_secs(30);
 /// `ComputeDetachedSignature`: HS256 keyed by `<id>.<secret>`, `kid` = id.
 pub fn detached_signature(content: &str, token_id: &str, token_secret: &str) -> String {
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let header = b64(json!({"alg": "HS256", "kid": token_id}).to_string().as_bytes());
+    let header = b64(json!({"alg": "HS256", "kid": token_id})
+        .to_string()
+        .as_bytes());
     let payload = b64(content.as_bytes());
     let key = ring::hmac::Key::new(
         ring::hmac::HMAC_SHA256,
@@ -148,8 +150,14 @@ mod tests {
             .unwrap();
         let header: Value = serde_json::from_slice(&header).unwrap();
         assert_eq!(header, json!({"alg": "HS256", "kid": "abcdef"}));
-        assert_ne!(sig, detached_signature("content", "abcdef", "0123456789abcdee"));
-        assert_ne!(sig, detached_signature("other", "abcdef", "0123456789abcdef"));
+        assert_ne!(
+            sig,
+            detached_signature("content", "abcdef", "0123456789abcdee")
+        );
+        assert_ne!(
+            sig,
+            detached_signature("other", "abcdef", "0123456789abcdef")
+        );
     }
 
     #[test]

@@ -75,18 +75,18 @@ pub fn needed_subresource(csr: &CertificateSigningRequest, r: &Requested) -> Opt
         KUBELET_SERVING => {
             request::check_kubelet_serving(r, &usages).ok()?;
             let own = requester == r.common_name
-                && spec
-                    .groups
-                    .iter()
-                    .flatten()
-                    .any(|g| g == "system:nodes");
+                && spec.groups.iter().flatten().any(|g| g == "system:nodes");
             own.then_some("selfnodeclient")
         }
         _ => None,
     }
 }
 
-async fn allowed(ctx: &Ctx, csr: &CertificateSigningRequest, subresource: &str) -> Result<bool, Error> {
+async fn allowed(
+    ctx: &Ctx,
+    csr: &CertificateSigningRequest,
+    subresource: &str,
+) -> Result<bool, Error> {
     if subresource == "selfnodeclient" && csr.spec.signer_name == KUBELET_SERVING {
         // A node asking for its own serving certificate: its identity is
         // the check.
@@ -130,14 +130,25 @@ async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
         return Ok(Action::await_change());
     }
     let (reason, message) = if csr.spec.signer_name == KUBELET_SERVING {
-        ("AutoApproved", "Auto approving kubelet serving certificate of the node itself.")
+        (
+            "AutoApproved",
+            "Auto approving kubelet serving certificate of the node itself.",
+        )
     } else {
-        ("AutoApproved", "Auto approving kubelet client certificate after SubjectAccessReview.")
+        (
+            "AutoApproved",
+            "Auto approving kubelet client certificate after SubjectAccessReview.",
+        )
     };
     let patch = condition_patch(&csr, "Approved", reason, message);
     let api = Api::<CertificateSigningRequest>::all(ctx.client.clone());
     match api
-        .patch_subresource("approval", &csr.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_subresource(
+            "approval",
+            &csr.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         Ok(_) => {

@@ -41,8 +41,10 @@ pub fn der_of(pem: &[u8]) -> Result<Vec<u8>, RequestError> {
 /// Parses (and checks the signature of) a request.
 pub fn parse(pem: &[u8]) -> Result<Requested, RequestError> {
     let der = der_of(pem)?;
-    let (_, csr) = X509CertificationRequest::from_der(&der).map_err(|_| RequestError::Unparsable)?;
-    csr.verify_signature().map_err(|_| RequestError::Unparsable)?;
+    let (_, csr) =
+        X509CertificationRequest::from_der(&der).map_err(|_| RequestError::Unparsable)?;
+    csr.verify_signature()
+        .map_err(|_| RequestError::Unparsable)?;
     let subject = &csr.certification_request_info.subject;
     let mut out = Requested {
         common_name: subject
@@ -65,8 +67,12 @@ pub fn parse(pem: &[u8]) -> Result<Requested, RequestError> {
                     GeneralName::RFC822Name(e) => out.emails.push((*e).to_owned()),
                     GeneralName::URI(u) => out.uris.push((*u).to_owned()),
                     GeneralName::IPAddress(bytes) => match bytes.len() {
-                        4 => out.ips.push(IpAddr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default())),
-                        16 => out.ips.push(IpAddr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default())),
+                        4 => out.ips.push(IpAddr::from(
+                            <[u8; 4]>::try_from(*bytes).unwrap_or_default(),
+                        )),
+                        16 => out.ips.push(IpAddr::from(
+                            <[u8; 16]>::try_from(*bytes).unwrap_or_default(),
+                        )),
                         _ => {}
                     },
                     _ => {}
@@ -81,7 +87,11 @@ fn shape(message: impl Into<String>) -> RequestError {
     RequestError::Shape(message.into())
 }
 
-fn usages_within(usages: &[String], allowed: &[&str], required: &[&str]) -> Result<(), RequestError> {
+fn usages_within(
+    usages: &[String],
+    allowed: &[&str],
+    required: &[&str],
+) -> Result<(), RequestError> {
     if let Some(u) = usages.iter().find(|u| !allowed.contains(&u.as_str())) {
         return Err(shape(format!("usage {u:?} is not allowed")));
     }
@@ -98,7 +108,9 @@ pub fn check_kubelet_client(r: &Requested, usages: &[String]) -> Result<(), Requ
         return Err(shape("subject organization is not system:nodes"));
     }
     if !r.common_name.starts_with("system:node:") || r.common_name.len() == "system:node:".len() {
-        return Err(shape("subject common name does not begin with system:node:"));
+        return Err(shape(
+            "subject common name does not begin with system:node:",
+        ));
     }
     if !(r.dns_names.is_empty() && r.ips.is_empty() && r.emails.is_empty() && r.uris.is_empty()) {
         return Err(shape("subjectAltNames are not allowed"));
@@ -117,7 +129,9 @@ pub fn check_kubelet_serving(r: &Requested, usages: &[String]) -> Result<(), Req
         return Err(shape("subject organization is not system:nodes"));
     }
     if !r.common_name.starts_with("system:node:") || r.common_name.len() == "system:node:".len() {
-        return Err(shape("subject common name does not begin with system:node:"));
+        return Err(shape(
+            "subject common name does not begin with system:node:",
+        ));
     }
     if r.dns_names.is_empty() && r.ips.is_empty() {
         return Err(shape("DNS or IP subjectAltName is required"));
@@ -140,11 +154,20 @@ mod tests {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(sans).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         for o in orgs {
-            params.distinguished_name.push(rcgen::DnType::OrganizationName, *o);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, *o);
         }
-        params.serialize_request(&key).unwrap().pem().unwrap().into_bytes()
+        params
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap()
+            .into_bytes()
     }
 
     fn usages(list: &[&str]) -> Vec<String> {
@@ -157,7 +180,9 @@ mod tests {
         assert_eq!(good.common_name, "system:node:a");
         let client = usages(&["digital signature", "client auth"]);
         assert!(check_kubelet_client(&good, &client).is_ok());
-        assert!(check_kubelet_client(&good, &usages(&["digital signature", "server auth"])).is_err());
+        assert!(
+            check_kubelet_client(&good, &usages(&["digital signature", "server auth"])).is_err()
+        );
         let admin = parse(&csr("system:node:a", &["system:masters"], vec![])).unwrap();
         assert!(check_kubelet_client(&admin, &client).is_err());
         let alice = parse(&csr("alice", &["system:nodes"], vec![])).unwrap();

@@ -21,7 +21,10 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::request::{self, RequestError};
-use super::{API_CLIENT, KUBELET_CLIENT, KUBELET_SERVING, LEGACY_UNKNOWN, condition_patch, has_condition, is_issued};
+use super::{
+    API_CLIENT, KUBELET_CLIENT, KUBELET_SERVING, LEGACY_UNKNOWN, condition_patch, has_condition,
+    is_issued,
+};
 
 /// The CA that signs, and for how long (upstream's
 /// `--cluster-signing-duration`, 1 year by default).
@@ -115,10 +118,14 @@ fn check(csr: &CertificateSigningRequest) -> Result<(), RequestError> {
         KUBELET_CLIENT => request::check_kubelet_client(&requested, &usages),
         KUBELET_SERVING => request::check_kubelet_serving(&requested, &usages),
         API_CLIENT => {
-            if usages.iter().any(|u| u == "client auth") && !usages.iter().any(|u| u == "server auth") {
+            if usages.iter().any(|u| u == "client auth")
+                && !usages.iter().any(|u| u == "server auth")
+            {
                 Ok(())
             } else {
-                Err(RequestError::Shape("a client certificate needs \"client auth\" and no \"server auth\"".into()))
+                Err(RequestError::Shape(
+                    "a client certificate needs \"client auth\" and no \"server auth\"".into(),
+                ))
             }
         }
         _ => Ok(()),
@@ -140,7 +147,8 @@ pub fn sign(settings: &Settings, csr: &CertificateSigningRequest) -> Result<Stri
     let now = time::OffsetDateTime::now_utc();
     // Backdated a little, as upstream, for clocks slightly behind.
     params.params.not_before = now - time::Duration::minutes(5);
-    params.params.not_after = now + time::Duration::seconds(i64::try_from(wanted.as_secs()).unwrap_or(i64::MAX / 2));
+    params.params.not_after =
+        now + time::Duration::seconds(i64::try_from(wanted.as_secs()).unwrap_or(i64::MAX / 2));
     params.params.is_ca = IsCa::ExplicitNoCa;
     let (key_usages, extended) = usage_purposes(&csr.spec.usages.clone().unwrap_or_default());
     params.params.key_usages = key_usages;
@@ -149,7 +157,9 @@ pub fn sign(settings: &Settings, csr: &CertificateSigningRequest) -> Result<Stri
     let ca_key = KeyPair::from_pem(&settings.ca_key_pem).map_err(|_| RequestError::Unparsable)?;
     let issuer = Issuer::from_ca_cert_pem(&settings.ca_cert_pem, ca_key)
         .map_err(|_| RequestError::Unparsable)?;
-    let cert = params.signed_by(&issuer).map_err(|_| RequestError::Unparsable)?;
+    let cert = params
+        .signed_by(&issuer)
+        .map_err(|_| RequestError::Unparsable)?;
     Ok(cert.pem())
 }
 
@@ -178,7 +188,11 @@ async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
         }
     };
     match api
-        .patch_status(&csr.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status(
+            &csr.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         Ok(_) => {

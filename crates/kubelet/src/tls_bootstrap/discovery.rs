@@ -14,7 +14,12 @@ fn fail(message: impl Into<String>) -> JoinError {
 
 /// Whether `signature` (a detached HS256 JWS) signs `content` with the
 /// token `<id>.<secret>`.
-pub fn verify_signature(signature: &str, content: &str, token_id: &str, token_secret: &str) -> bool {
+pub fn verify_signature(
+    signature: &str,
+    content: &str,
+    token_id: &str,
+    token_secret: &str,
+) -> bool {
     let mut parts = signature.split('.');
     let (Some(header), Some(""), Some(tag), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -88,7 +93,9 @@ pub fn check(info: &ConfigMap, token: &str, pin: &str) -> Result<String, JoinErr
 pub async fn discover(server: &str, token: &str, pin: &str) -> Result<String, JoinError> {
     super::request::parse_token(token)?;
     if !pin.starts_with("sha256:") {
-        return Err(fail("--ca-cert-hash must look like sha256:<hex> (skiff token create prints it)"));
+        return Err(fail(
+            "--ca-cert-hash must look like sha256:<hex> (skiff token create prints it)",
+        ));
     }
     let url = server
         .parse()

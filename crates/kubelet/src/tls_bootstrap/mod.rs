@@ -24,7 +24,9 @@ pub enum JoinError {
     Discovery(String),
     #[error("the bootstrap token is malformed (expected [a-z0-9]{{6}}.[a-z0-9]{{16}})")]
     BadToken,
-    #[error("cluster-info is not signed for token {0} (unknown or expired token, or the bootstrap signer is not running)")]
+    #[error(
+        "cluster-info is not signed for token {0} (unknown or expired token, or the bootstrap signer is not running)"
+    )]
     NotSigned(String),
     #[error("the certificate request {name}: {message}")]
     Request { name: String, message: String },
@@ -177,7 +179,8 @@ pub async fn join(params: &JoinParams) -> Result<Credentials, JoinError> {
     };
     tracing::info!(server = %params.server, "the server's CA matches --ca-cert-hash and cluster-info is signed with the token");
     let bootstrap = request::bootstrap_client(&params.server, &ca_pem, &params.token).await?;
-    let (client_cert_pem, client_key_pem) = request::client_certificate(&bootstrap, &params.node_name).await?;
+    let (client_cert_pem, client_key_pem) =
+        request::client_certificate(&bootstrap, &params.node_name).await?;
     let node = Credentials {
         server: params.server.clone(),
         ca_pem,

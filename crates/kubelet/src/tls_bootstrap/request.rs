@@ -25,7 +25,9 @@ const POLL: Duration = Duration::from_millis(300);
 pub fn parse_token(token: &str) -> Result<(&str, &str), JoinError> {
     let (id, secret) = token.split_once('.').ok_or(JoinError::BadToken)?;
     let ok = |s: &str, n: usize| {
-        s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     };
     if ok(id, 6) && ok(secret, 16) {
         Ok((id, secret))
@@ -36,7 +38,11 @@ pub fn parse_token(token: &str) -> Result<(&str, &str), JoinError> {
 
 /// A client that authenticates with the bootstrap token and trusts only
 /// the discovered CA.
-pub async fn bootstrap_client(server: &str, ca_pem: &str, token: &str) -> Result<kube::Client, JoinError> {
+pub async fn bootstrap_client(
+    server: &str,
+    ca_pem: &str,
+    token: &str,
+) -> Result<kube::Client, JoinError> {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let yaml = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: bootstrap\n  user:\n    token: {token}\ncontexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: bootstrap\ncurrent-context: skiff\n",
@@ -101,7 +107,10 @@ async fn obtain(
             })?;
             return Ok((pem, key.serialize_pem()));
         }
-        if waited.as_secs() > 0 && waited.as_secs() % 30 == 0 && waited.subsec_millis() < POLL.as_millis() as u32 {
+        if waited.as_secs() > 0
+            && waited.as_secs() % 30 == 0
+            && waited.subsec_millis() < POLL.as_millis() as u32
+        {
             tracing::info!(csr = %name, "still waiting for approval (kubectl certificate approve {name})");
         }
         tokio::time::sleep(POLL).await;
@@ -110,10 +119,19 @@ async fn obtain(
 }
 
 /// The node's client certificate (`system:node:<name>`, `system:nodes`).
-pub async fn client_certificate(client: &kube::Client, node_name: &str) -> Result<(String, String), JoinError> {
+pub async fn client_certificate(
+    client: &kube::Client,
+    node_name: &str,
+) -> Result<(String, String), JoinError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name = node_subject(node_name);
-    obtain(client, params, CLIENT_SIGNER, &["digital signature", "client auth"]).await
+    obtain(
+        client,
+        params,
+        CLIENT_SIGNER,
+        &["digital signature", "client auth"],
+    )
+    .await
 }
 
 /// The kubelet API's serving certificate: the node name, `localhost`,
@@ -123,7 +141,11 @@ pub async fn serving_certificate(
     node_name: &str,
     ips: &[IpAddr],
 ) -> Result<(String, String), JoinError> {
-    let mut names = vec![node_name.to_owned(), "localhost".to_owned(), "127.0.0.1".to_owned()];
+    let mut names = vec![
+        node_name.to_owned(),
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+    ];
     names.extend(ips.iter().map(IpAddr::to_string));
     names.dedup();
     let mut params = CertificateParams::new(names)?;
