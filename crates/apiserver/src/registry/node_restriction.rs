@@ -126,9 +126,9 @@ pub fn admit_create(r: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
     } else if r.group == "coordination.k8s.io" && r.kind == "Lease" {
         let name = str_at(obj, "/metadata/name");
         if name != node {
-            return Err(forbidden(format!(
-                "can only access node lease with the same name as the requesting node"
-            )));
+            return Err(forbidden(
+                "can only access node lease with the same name as the requesting node".into(),
+            ));
         }
     }
     Ok(())
@@ -183,9 +183,9 @@ pub fn admit_token(bound_pod: Option<&Value>) -> Result<(), ApiError> {
     };
     match bound_pod {
         Some(pod) if str_at(pod, "/spec/nodeName") == node => Ok(()),
-        Some(_) => Err(forbidden(format!(
-            "node requested token bound to a pod scheduled on a different node"
-        ))),
+        Some(_) => Err(forbidden(
+            "node requested token bound to a pod scheduled on a different node".into(),
+        )),
         None => Err(forbidden(format!(
             "node \"{node}\" can only request tokens bound to pods"
         ))),

@@ -20,6 +20,8 @@ const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 const SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
 /// How often the request is looked at while waiting.
 const POLL: Duration = Duration::from_millis(300);
+/// How often waiting is reported.
+const NOTE_EVERY: Duration = Duration::from_secs(30);
 
 /// The token's id and secret, if well-formed.
 pub fn parse_token(token: &str) -> Result<(&str, &str), JoinError> {
@@ -84,7 +86,7 @@ async fn obtain(
     let created = api.create(&PostParams::default(), &csr).await?;
     let name = created.metadata.name.unwrap_or_default();
     tracing::info!(csr = %name, signer, "asked for a certificate; waiting for approval");
-    let mut waited = Duration::ZERO;
+    let mut last_note = std::time::Instant::now();
     loop {
         let current = api.get(&name).await?;
         let status = current.status.unwrap_or_default();
@@ -107,14 +109,11 @@ async fn obtain(
             })?;
             return Ok((pem, key.serialize_pem()));
         }
-        if waited.as_secs() > 0
-            && waited.as_secs() % 30 == 0
-            && waited.subsec_millis() < POLL.as_millis() as u32
-        {
+        if last_note.elapsed() >= NOTE_EVERY {
             tracing::info!(csr = %name, "still waiting for approval (kubectl certificate approve {name})");
+            last_note = std::time::Instant::now();
         }
         tokio::time::sleep(POLL).await;
-        waited += POLL;
     }
 }
 
