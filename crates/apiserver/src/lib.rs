@@ -10,6 +10,7 @@ mod auth;
 mod bootstrap;
 mod crd;
 mod discovery;
+pub mod encryption;
 mod http;
 mod kubelet_client;
 mod object;
@@ -52,6 +53,9 @@ pub struct Config {
     pub ranges: Ranges,
     /// Upstream's `--token-auth-file` (static bearer tokens).
     pub token_auth_file: Option<PathBuf>,
+    /// Upstream's EncryptionConfiguration: which resources are encrypted
+    /// at rest, with which keys.
+    pub encryption_provider_config: Option<PathBuf>,
 }
 
 /// Why the API server could not start.
@@ -64,6 +68,8 @@ pub enum ApiServerError {
     },
     #[error(transparent)]
     Pki(#[from] pki::PkiError),
+    #[error("--encryption-provider-config: {0}")]
+    Encryption(#[from] encryption::ConfigError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("building the OpenAPI documents: {0}")]
@@ -112,7 +118,11 @@ pub fn host_name() -> Option<String> {
 impl ApiServer {
     /// Creates or loads certificates, writes `admin.kubeconfig`, writes the
     /// bootstrap objects and binds the port.
-    pub async fn bind(config: Config) -> Result<Self, ApiServerError> {
+    pub async fn bind(mut config: Config) -> Result<Self, ApiServerError> {
+        if let Some(path) = &config.encryption_provider_config {
+            let rules = encryption::load(path)?;
+            config.store = Arc::new(encryption::EncryptedStore::new(config.store.clone(), rules));
+        }
         let advertise = config
             .advertise_address
             .or_else(|| Some(config.bind_address).filter(|a| !a.is_unspecified()))

@@ -33,6 +33,7 @@ pub async fn start(dir: &std::path::Path) -> Running {
         store: store.clone(),
         ranges: Ranges::default(),
         token_auth_file: None,
+        encryption_provider_config: None,
     })
     .await
     .expect("binding the test API server");

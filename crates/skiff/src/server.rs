@@ -40,6 +40,10 @@ pub struct ServerArgs {
     /// `token,user,uid[,"group1,group2"]`.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// Encrypt resources at rest as upstream's EncryptionConfiguration
+    /// file says (aescbc, aesgcm, secretbox, identity).
+    #[arg(long)]
+    pub encryption_provider_config: Option<PathBuf>,
     #[command(flatten)]
     pub agent: crate::agent::AgentFlags,
     #[command(flatten)]
@@ -295,6 +299,7 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
         store: store.clone(),
         ranges: skiff_apiserver::Ranges::default(),
         token_auth_file: args.token_auth_file.clone(),
+        encryption_provider_config: args.encryption_provider_config.clone(),
     })
     .await
     .context("starting the API server")?;

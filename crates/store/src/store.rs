@@ -59,6 +59,13 @@ pub trait Store: Send + Sync + 'static {
     /// The revision of the latest write.
     async fn current_revision(&self) -> Result<Revision>;
 
+    /// Whether `key`'s stored bytes should be rewritten even if its value
+    /// is unchanged (encryption at rest: written with a key that is no
+    /// longer the first). Plain stores never need it.
+    async fn needs_rewrite(&self, _key: &str) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Forgets history at and before `revision`; the latest value of every
     /// key stays. Watches and lists from older revisions then fail with
     /// `Compacted`.

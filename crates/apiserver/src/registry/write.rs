@@ -357,7 +357,10 @@ impl Registry {
             if let Some(recorder) = recorder {
                 recorder.record(Some(&current), &mut new);
             }
-            if new == current {
+            // Unchanged objects are not written, unless their stored bytes
+            // are due a rewrite (an older encryption key, as upstream's
+            // stale reads).
+            if new == current && !self.store.needs_rewrite(&key).await.unwrap_or(false) {
                 return Ok(current);
             }
             // The last finalizer of an object being deleted is gone: delete it.
