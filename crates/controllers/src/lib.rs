@@ -32,6 +32,7 @@ pub mod node_pod_caches;
 pub mod per_namespace;
 pub mod podgc;
 pub mod replicaset;
+pub mod replication_controller;
 pub mod resourcequota;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
@@ -48,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 pub const KNOWN_CONTROLLERS: &[&str] = &[
     "garbage-collector-controller",
     "replicaset-controller",
+    "replicationcontroller-controller",
     "deployment-controller",
     "namespace-controller",
     "endpoints-controller",
@@ -71,6 +73,7 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
 const ALIASES: &[(&str, &str)] = &[
     ("garbagecollector", "garbage-collector-controller"),
     ("replicaset", "replicaset-controller"),
+    ("replicationcontroller", "replicationcontroller-controller"),
     ("deployment", "deployment-controller"),
     ("namespace", "namespace-controller"),
     ("endpoint", "endpoints-controller"),
@@ -289,6 +292,9 @@ async fn run_controllers(
                 name,
                 replicaset::run(client, config.replicaset.clone(), token),
             ),
+            "replicationcontroller-controller" => {
+                spawn(&mut tasks, name, replication_controller::run(client, token))
+            }
             "deployment-controller" => spawn(
                 &mut tasks,
                 name,
