@@ -24,11 +24,20 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::watch;
 
 use crate::ProxyError;
+use crate::conntrack::{self, Flush};
 use crate::ruleset::{Family, Ruleset, TABLE, Table};
 
 /// Puts a ruleset into effect.
 pub trait Applier: Send + Sync + 'static {
     fn apply<'a>(&'a self, ruleset: &'a Ruleset) -> BoxFuture<'a, Result<(), ProxyError>>;
+
+    /// Deletes stale conntrack entries, once the rules that make them
+    /// stale are in place. Failures are logged, not returned: the rules
+    /// are right either way, and the entries time out eventually.
+    fn flush_conntrack<'a>(&'a self, flushes: &'a [Flush]) -> BoxFuture<'a, ()> {
+        let _ = flushes;
+        Box::pin(async {})
+    }
 }
 
 /// The nft script that turns `previous` (what we last applied, `None` when
@@ -114,20 +123,43 @@ impl NftApplier {
         }
     }
 
-    /// Runs `nft -f -` with `script` on stdin.
-    pub async fn run_script(&self, script: &str) -> Result<(), ProxyError> {
-        let mut cmd = match &self.netns {
+    /// `program args...`, inside the namespace when there is one.
+    fn command(&self, program: &str) -> tokio::process::Command {
+        match &self.netns {
             Some(ns) => {
                 let mut c = tokio::process::Command::new("ip");
-                c.args(["netns", "exec", ns, "nft", "-f", "-"]);
+                c.args(["netns", "exec", ns, program]);
                 c
             }
-            None => {
-                let mut c = tokio::process::Command::new("nft");
-                c.args(["-f", "-"]);
-                c
-            }
-        };
+            None => tokio::process::Command::new(program),
+        }
+    }
+
+    /// Runs `conntrack` with `flush`'s arguments.
+    async fn run_conntrack(&self, flush: &Flush) -> Result<(), ProxyError> {
+        let output = self
+            .command("conntrack")
+            .args(flush.args())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(ProxyError::ConntrackSpawn)?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if output.status.success() || conntrack::nothing_matched(&stderr) {
+            Ok(())
+        } else {
+            Err(ProxyError::Conntrack {
+                status: output.status.to_string(),
+                stderr: stderr.trim().to_owned(),
+            })
+        }
+    }
+
+    /// Runs `nft -f -` with `script` on stdin.
+    pub async fn run_script(&self, script: &str) -> Result<(), ProxyError> {
+        let mut cmd = self.command("nft");
+        cmd.args(["-f", "-"]);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -198,12 +230,32 @@ impl Applier for NftApplier {
     fn apply<'a>(&'a self, ruleset: &'a Ruleset) -> BoxFuture<'a, Result<(), ProxyError>> {
         Box::pin(self.apply_inner(ruleset))
     }
+
+    fn flush_conntrack<'a>(&'a self, flushes: &'a [Flush]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            for flush in flushes {
+                match self.run_conntrack(flush).await {
+                    Ok(()) => {
+                        tracing::info!(entries = ?flush, "stale UDP conntrack entries cleared")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, entries = ?flush, "clearing stale UDP conntrack entries failed");
+                        if matches!(e, ProxyError::ConntrackSpawn(_)) {
+                            // No conntrack tool: the rest would fail alike.
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+    }
 }
 
 /// Records the ruleset text instead of applying it (tests, dry runs).
 pub struct Recorder {
     latest: watch::Sender<String>,
     history: Mutex<Vec<String>>,
+    flushes: Mutex<Vec<Flush>>,
 }
 
 impl Default for Recorder {
@@ -217,7 +269,13 @@ impl Recorder {
         Recorder {
             latest: watch::channel(String::new()).0,
             history: Mutex::new(Vec::new()),
+            flushes: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Every conntrack flush asked for, oldest first.
+    pub fn flushes(&self) -> Vec<Flush> {
+        self.flushes.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
     /// Follows the latest applied text (empty before the first sync).
@@ -239,6 +297,13 @@ impl Applier for Recorder {
         }
         self.latest.send_replace(text);
         Box::pin(async { Ok(()) })
+    }
+
+    fn flush_conntrack<'a>(&'a self, flushes: &'a [Flush]) -> BoxFuture<'a, ()> {
+        if let Ok(mut h) = self.flushes.lock() {
+            h.extend_from_slice(flushes);
+        }
+        Box::pin(async {})
     }
 }
 
