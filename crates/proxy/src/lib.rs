@@ -6,7 +6,7 @@
 //! this node's Node object feed [`model::State`] (plain structs); the pure
 //! function [`ruleset::ruleset`] renders the whole table from it; an
 //! [`nft::Applier`] writes it in one atomic `nft -f -` transaction
-//! ([`nft::transaction`]). Syncs happen on changes (at most once per
+//! ([`nft::partial_transaction`]: only what changed). Syncs happen on changes (at most once per
 //! `min_sync_period`, upstream's 1 s), every `sync_period` (skipped when
 //! the generated text is unchanged) and every `full_sync_period` (always
 //! rewritten, repairing a table someone else changed). [`server`] serves
@@ -305,7 +305,12 @@ impl Syncer<'_> {
             return;
         }
         let started = Instant::now();
-        match self.config.applier.apply(&rules).await {
+        let applied = if full {
+            self.config.applier.apply_full(&rules).await
+        } else {
+            self.config.applier.apply(&rules).await
+        };
+        match applied {
             Ok(()) => {
                 let took = started.elapsed();
                 let (n_rules, n_elements) = rules.counts();

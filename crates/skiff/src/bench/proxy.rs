@@ -14,7 +14,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Serialize;
 use serde_json::json;
 use skiff_proxy::model::State;
-use skiff_proxy::nft::{Applier, NftApplier, transaction};
+use skiff_proxy::nft::{Applier, NftApplier, partial_transaction, transaction};
 use skiff_proxy::ruleset;
 
 use super::stats::quantile;
@@ -33,6 +33,10 @@ pub struct ProxyBenchArgs {
     /// Timed repetitions of each step (the median is reported).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Timed `nft -f` applies (each full then one-Service); one is long
+    /// with 10,000 Services.
+    #[arg(long, default_value_t = 1)]
+    apply_rounds: usize,
     /// Do not apply with nft even as root.
     #[arg(long)]
     no_apply: bool,
@@ -58,9 +62,11 @@ struct ProxyFigures {
     /// A whole full sync's computation (state + ruleset + transaction).
     full_sync_compute_ms: f64,
     full_transaction_bytes: usize,
-    /// One Service lost an endpoint: state + ruleset + in-place transaction.
+    /// One Service lost an endpoint: state + ruleset + the transaction of
+    /// what changed.
     partial_sync_compute_ms: f64,
     partial_transaction_bytes: usize,
+    apply_rounds: usize,
     /// `nft -f` in a private network namespace (`None`: not applied).
     apply_full_ms: Option<f64>,
     apply_partial_ms: Option<f64>,
@@ -198,7 +204,7 @@ pub async fn run(args: ProxyBenchArgs) -> anyhow::Result<()> {
         let s = state(&services, &changed_slices);
         let rules = ruleset::build(&s);
         let text = rules.to_string();
-        partial_bytes = transaction(&rules, Some(&before)).len();
+        partial_bytes = partial_transaction(&rules, &before).len();
         partial_t.push(ms(t));
         drop(text);
     }
@@ -213,15 +219,17 @@ pub async fn run(args: ProxyBenchArgs) -> anyhow::Result<()> {
         let ns = Netns::create()?;
         let mut full = Vec::new();
         let mut partial = Vec::new();
-        for _ in 0..rounds {
+        for round in 0..args.apply_rounds.max(1) {
             // A fresh applier: its first transaction recreates the table.
             let applier = NftApplier::in_netns(&ns.0);
             let t = Instant::now();
             applier.apply(&before).await?;
             full.push(ms(t));
+            eprintln!("apply round {round}: full {:.0} ms", ms(t));
             let t = Instant::now();
             applier.apply(&after).await?;
             partial.push(ms(t));
+            eprintln!("apply round {round}: after one change {:.0} ms", ms(t));
         }
         NftApplier::in_netns(&ns.0).cleanup().await?;
         (
@@ -245,6 +253,7 @@ pub async fn run(args: ProxyBenchArgs) -> anyhow::Result<()> {
         full_transaction_bytes: full_bytes,
         partial_sync_compute_ms: median(partial_t),
         partial_transaction_bytes: partial_bytes,
+        apply_rounds: args.apply_rounds.max(1),
         apply_full_ms,
         apply_partial_ms,
         apply_note,
@@ -289,9 +298,10 @@ pub async fn run(args: ProxyBenchArgs) -> anyhow::Result<()> {
         (
             "nft apply",
             format!(
-                "full {}, after one change {} ({})",
+                "full {}, after one change {} (median of {}; {})",
                 opt(f.apply_full_ms),
                 opt(f.apply_partial_ms),
+                f.apply_rounds,
                 f.apply_note
             ),
         ),
