@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition};
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::{Resource, ResourceExt};
@@ -45,8 +45,10 @@ pub trait ReplicaOwner:
     fn replica_status(&self) -> ReplicaStatus;
 }
 
-/// The status fields ReplicaSets and ReplicationControllers share.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The status fields ReplicaSets and ReplicationControllers share (their
+/// JSON is the same, which is how both kinds are read: [`ReplicaStatus::of`]).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct ReplicaStatus {
     pub replicas: i32,
     pub fully_labeled_replicas: i32,
@@ -57,8 +59,8 @@ pub struct ReplicaStatus {
 }
 
 /// A status condition (same fields in both kinds).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Condition {
     #[serde(rename = "type")]
     pub type_: String,
@@ -69,6 +71,16 @@ pub struct Condition {
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
+}
+
+impl ReplicaStatus {
+    /// Either kind's `status` (absent or unreadable: all zero).
+    pub fn of<S: serde::Serialize>(status: Option<&S>) -> ReplicaStatus {
+        status
+            .and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// The controller reference pods of `owner` carry.
@@ -119,26 +131,7 @@ impl ReplicaOwner for ReplicaSet {
     }
 
     fn replica_status(&self) -> ReplicaStatus {
-        let s = self.status.clone().unwrap_or_default();
-        ReplicaStatus {
-            replicas: s.replicas,
-            fully_labeled_replicas: s.fully_labeled_replicas.unwrap_or(0),
-            ready_replicas: s.ready_replicas.unwrap_or(0),
-            available_replicas: s.available_replicas.unwrap_or(0),
-            observed_generation: s.observed_generation,
-            conditions: s
-                .conditions
-                .into_iter()
-                .flatten()
-                .map(|c: ReplicaSetCondition| Condition {
-                    type_: c.type_,
-                    status: c.status,
-                    reason: c.reason,
-                    message: c.message,
-                    last_transition_time: c.last_transition_time,
-                })
-                .collect(),
-        }
+        ReplicaStatus::of(self.status.as_ref())
     }
 }
 

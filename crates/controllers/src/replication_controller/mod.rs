@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, ReplicationController};
 use tokio_util::sync::CancellationToken;
 
-use crate::replicaset::owner::{Condition, ReplicaOwner, ReplicaStatus};
+use crate::replicaset::owner::{ReplicaOwner, ReplicaStatus};
 use crate::replicaset::{Error, Settings};
 
 /// Runs the controller until `shutdown` (upstream's
@@ -54,26 +54,7 @@ impl ReplicaOwner for ReplicationController {
     }
 
     fn replica_status(&self) -> ReplicaStatus {
-        let s = self.status.clone().unwrap_or_default();
-        ReplicaStatus {
-            replicas: s.replicas,
-            fully_labeled_replicas: s.fully_labeled_replicas.unwrap_or(0),
-            ready_replicas: s.ready_replicas.unwrap_or(0),
-            available_replicas: s.available_replicas.unwrap_or(0),
-            observed_generation: s.observed_generation,
-            conditions: s
-                .conditions
-                .into_iter()
-                .flatten()
-                .map(|c| Condition {
-                    type_: c.type_,
-                    status: c.status,
-                    reason: c.reason,
-                    message: c.message,
-                    last_transition_time: c.last_transition_time,
-                })
-                .collect(),
-        }
+        ReplicaStatus::of(self.status.as_ref())
     }
 }
 
@@ -96,5 +77,23 @@ mod tests {
         assert!(!rc(json!({"app": "b"})).selects(Some(&labels)));
         assert!(!rc(json!({"app": "a"})).selects(None));
         assert!(!rc(json!({})).selects(Some(&labels)));
+    }
+
+    #[test]
+    fn status_reads_as_the_shared_shape() {
+        let rc: ReplicationController = serde_json::from_value(json!({
+            "metadata": {"name": "a"},
+            "status": {"replicas": 2, "readyReplicas": 1, "observedGeneration": 3,
+                       "conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate"}]},
+        }))
+        .unwrap_or_default();
+        let s = rc.replica_status();
+        assert_eq!(
+            (s.replicas, s.ready_replicas, s.available_replicas),
+            (2, 1, 0)
+        );
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(s.conditions.len(), 1);
+        assert_eq!(s.conditions[0].reason.as_deref(), Some("FailedCreate"));
     }
 }
