@@ -35,6 +35,7 @@ pub mod node_pod_caches;
 pub mod per_namespace;
 pub mod podgc;
 pub mod replicaset;
+pub mod replication_controller;
 pub mod resourcequota;
 pub mod root_ca_publisher;
 pub mod serviceaccount;
@@ -51,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 pub const KNOWN_CONTROLLERS: &[&str] = &[
     "garbage-collector-controller",
     "replicaset-controller",
+    "replicationcontroller-controller",
     "deployment-controller",
     "namespace-controller",
     "endpoints-controller",
@@ -78,6 +80,7 @@ pub const KNOWN_CONTROLLERS: &[&str] = &[
 const ALIASES: &[(&str, &str)] = &[
     ("garbagecollector", "garbage-collector-controller"),
     ("replicaset", "replicaset-controller"),
+    ("replicationcontroller", "replicationcontroller-controller"),
     ("deployment", "deployment-controller"),
     ("namespace", "namespace-controller"),
     ("endpoint", "endpoints-controller"),
@@ -305,6 +308,9 @@ async fn run_controllers(
                 name,
                 replicaset::run(client, config.replicaset.clone(), token),
             ),
+            "replicationcontroller-controller" => {
+                spawn(&mut tasks, name, replication_controller::run(client, token))
+            }
             "deployment-controller" => spawn(
                 &mut tasks,
                 name,

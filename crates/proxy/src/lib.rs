@@ -6,12 +6,15 @@
 //! this node's Node object feed [`model::State`] (plain structs); the pure
 //! function [`ruleset::ruleset`] renders the whole table from it; an
 //! [`nft::Applier`] writes it in one atomic `nft -f -` transaction
-//! ([`nft::transaction`]). Syncs happen on changes (at most once per
+//! ([`nft::partial_transaction`]: only what changed). Syncs happen on changes (at most once per
 //! `min_sync_period`, upstream's 1 s), every `sync_period` (skipped when
 //! the generated text is unchanged) and every `full_sync_period` (always
 //! rewritten, repairing a table someone else changed). [`server`] serves
-//! `/healthz` and `/metrics`. [`cleanup`] (`--cleanup`) deletes the tables.
+//! `/healthz` and `/metrics`. After each sync, [`conntrack`] clears the UDP
+//! conntrack entries the change made stale. [`cleanup`] (`--cleanup`) deletes the tables.
 
+pub mod cidr;
+pub mod conntrack;
 pub mod model;
 pub mod nft;
 pub mod ruleset;
@@ -91,6 +94,10 @@ pub enum ProxyError {
     NftSpawn(std::io::Error),
     #[error("nft failed ({status}): {stderr}")]
     Nft { status: String, stderr: String },
+    #[error("running conntrack: {0}")]
+    ConntrackSpawn(std::io::Error),
+    #[error("conntrack failed ({status}): {stderr}")]
+    Conntrack { status: String, stderr: String },
     #[error("binding {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
 }
@@ -192,6 +199,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Prox
         config: &config,
         health: &health,
         last_text: None,
+        last_state: None,
         last_sync: None,
         last_full: Instant::now(),
         dirty: true,
@@ -241,6 +249,10 @@ struct Syncer<'a> {
     health: &'a Health,
     /// The text last written successfully.
     last_text: Option<String>,
+    /// The state in effect in the kernel (rules written, stale conntrack
+    /// entries cleared): what the next sync's stale entries are computed
+    /// against.
+    last_state: Option<State>,
     last_sync: Option<Instant>,
     last_full: Instant,
     dirty: bool,
@@ -249,6 +261,17 @@ struct Syncer<'a> {
 }
 
 impl Syncer<'_> {
+    /// Clears the UDP conntrack entries that the move from the last state
+    /// to `state` made stale (the rules for `state` are in place).
+    async fn clear_stale_conntrack(&mut self, state: &State) {
+        let empty = State::default();
+        let flushes = conntrack::stale_udp(self.last_state.as_ref().unwrap_or(&empty), state);
+        if !flushes.is_empty() {
+            self.config.applier.flush_conntrack(&flushes).await;
+        }
+        self.last_state = Some(state.clone());
+    }
+
     fn changed(&mut self) {
         self.dirty = true;
         self.health.queued();
@@ -278,10 +301,16 @@ impl Syncer<'_> {
         if !full && self.last_text.as_deref() == Some(text.as_str()) {
             tracing::debug!("proxy rules unchanged");
             self.health.updated();
+            self.clear_stale_conntrack(state).await;
             return;
         }
         let started = Instant::now();
-        match self.config.applier.apply(&rules).await {
+        let applied = if full {
+            self.config.applier.apply_full(&rules).await
+        } else {
+            self.config.applier.apply(&rules).await
+        };
+        match applied {
             Ok(()) => {
                 let took = started.elapsed();
                 let (n_rules, n_elements) = rules.counts();
@@ -300,6 +329,7 @@ impl Syncer<'_> {
                 );
                 self.last_text = Some(text);
                 self.retry = None;
+                self.clear_stale_conntrack(state).await;
             }
             Err(e) => {
                 self.health.failed();

@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use crate::cidr::Cidr;
+
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -91,6 +93,9 @@ pub struct ServicePort {
     pub external_ips: Vec<IpAddr>,
     /// `status.loadBalancer.ingress[].ip`.
     pub load_balancer_ips: Vec<IpAddr>,
+    /// `spec.loadBalancerSourceRanges` (malformed ones skipped): when set,
+    /// traffic to the load-balancer IPs from elsewhere is dropped.
+    pub source_ranges: Vec<Cidr>,
     /// `sessionAffinity: ClientIP` with its timeout in seconds.
     pub affinity_timeout: Option<u32>,
     /// `externalTrafficPolicy: Local` (only for externally reachable Services).
@@ -113,6 +118,7 @@ impl ServicePort {
             node_port: None,
             external_ips: Vec::new(),
             load_balancer_ips: Vec::new(),
+            source_ranges: Vec::new(),
             affinity_timeout: None,
             external_local: false,
             internal_local: false,
@@ -325,6 +331,12 @@ fn service_ports(
     } else {
         Vec::new()
     };
+    let source_ranges: Vec<Cidr> = spec
+        .load_balancer_source_ranges
+        .iter()
+        .flatten()
+        .filter_map(|r| Cidr::parse(r))
+        .collect();
     let affinity_timeout = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
         spec.session_affinity_config
             .as_ref()
@@ -365,6 +377,7 @@ fn service_ports(
                 .filter(|p| *p != 0),
             external_ips: external_ips.clone(),
             load_balancer_ips: load_balancer_ips.clone(),
+            source_ranges: source_ranges.clone(),
             affinity_timeout,
             external_local,
             internal_local,
@@ -451,6 +464,7 @@ mod tests {
             "metadata": {"name": "lb", "namespace": "d"},
             "spec": {"type": "LoadBalancer", "clusterIP": "10.43.0.7",
                      "externalIPs": ["192.0.2.1"],
+                     "loadBalancerSourceRanges": ["198.51.100.0/24", "bad", "2001:db8::/32"],
                      "externalTrafficPolicy": "Local", "internalTrafficPolicy": "Local",
                      "sessionAffinity": "ClientIP",
                      "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}},
@@ -469,6 +483,13 @@ mod tests {
         assert_eq!(
             p.load_balancer_ips,
             vec!["192.0.2.9".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            p.source_ranges
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["198.51.100.0/24", "2001:db8::/32"]
         );
         assert_eq!(p.affinity_timeout, Some(60));
         assert!(p.external_local && p.internal_local);

@@ -23,6 +23,12 @@
 //!   `no-endpoint-nodeports` to `reject-chain` (or `drop` when only the
 //!   Local policy leaves no endpoint), and reject traffic to ClusterIPs on
 //!   ports no Service uses (`cluster-ips-check`);
+//! * `loadBalancerSourceRanges`: new connections to a load-balancer IP
+//!   pass `firewall-check` (filter prerouting and output, before DNAT),
+//!   which sends them through the map `firewall-ips` to
+//!   `firewall-<id>`: `saddr != { ranges } drop` (the load-balancer IPs
+//!   themselves are allowed too when a range holds a node address, for
+//!   traffic from the node that loops back with the VIP as source);
 //! * `nat-postrouting` masquerades packets carrying the mark 0x4000
 //!   (upstream's masquerade bit), set by `mark-for-masquerade`.
 
@@ -30,6 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
+use crate::cidr::Cidr;
 use crate::model::{Endpoint, ServicePort, State};
 
 /// The name of our tables.
@@ -285,6 +292,7 @@ struct Maps {
     service_nodeports: BTreeMap<(&'static str, u16), String>,
     no_endpoint_services: BTreeMap<(IpAddr, &'static str, u16), String>,
     no_endpoint_nodeports: BTreeMap<(&'static str, u16), String>,
+    firewall_ips: BTreeMap<(IpAddr, &'static str, u16), String>,
 }
 
 fn ip_key_elements(m: &BTreeMap<(IpAddr, &'static str, u16), String>) -> Vec<String> {
@@ -388,6 +396,15 @@ pub fn table(state: &State, family: Family) -> Table {
                     .entry((proto, node_port))
                     .or_insert(external_verdict.clone());
             }
+        }
+        if let Some(fw) = firewall(sp, family, &state.node_ips) {
+            let fw_chain = format!("firewall-{id}");
+            for lb in sp.load_balancer_ips.iter().filter(|i| family.has(i)) {
+                maps.firewall_ips
+                    .entry((*lb, proto, sp.port))
+                    .or_insert(format!("goto {fw_chain}"));
+            }
+            chains.push(Object::chain(fw_chain, vec![fw]));
         }
         if !has_endpoints {
             continue;
@@ -545,10 +562,23 @@ pub fn table(state: &State, family: Family) -> Table {
             vec!["type inet_proto . inet_service : verdict".to_owned()],
             &port_key_elements(&maps.no_endpoint_nodeports),
         ),
+        Object::set(
+            "map",
+            "firewall-ips",
+            vec![format!("type {at} . inet_proto . inet_service : verdict")],
+            &ip_key_elements(&maps.firewall_ips),
+        ),
     ];
     objects.extend(sets);
     let new = |chain: &str| format!("ct state new jump {chain}");
     objects.extend([
+        Object::base(
+            "filter-prerouting",
+            "filter",
+            "prerouting",
+            -110,
+            vec![new("firewall-check")],
+        ),
         Object::base(
             "filter-input",
             "filter",
@@ -571,7 +601,7 @@ pub fn table(state: &State, family: Family) -> Table {
             "filter",
             "output",
             -110,
-            vec![new("service-endpoints-check")],
+            vec![new("service-endpoints-check"), new("firewall-check")],
         ),
         Object::base(
             "filter-output-post-dnat",
@@ -632,6 +662,12 @@ pub fn table(state: &State, family: Family) -> Table {
                 "{ip} daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports"
             )],
         ),
+        Object::chain(
+            "firewall-check",
+            vec![format!(
+                "{ip} daddr . meta l4proto . th dport vmap @firewall-ips"
+            )],
+        ),
         Object::chain("reject-chain", vec!["reject".to_owned()]),
         Object::chain(
             "cluster-ips-check",
@@ -640,6 +676,38 @@ pub fn table(state: &State, family: Family) -> Table {
     ]);
     objects.extend(chains);
     Table { family, objects }
+}
+
+/// The rule of `sp`'s firewall chain in `family`, upstream's: drop sources
+/// outside `loadBalancerSourceRanges`; `None` when the port has no
+/// load-balancer IP or no range of this family (nothing to filter).
+fn firewall(sp: &ServicePort, family: Family, node_ips: &[IpAddr]) -> Option<String> {
+    let lbs: Vec<&IpAddr> = sp
+        .load_balancer_ips
+        .iter()
+        .filter(|i| family.has(i))
+        .collect();
+    let ranges: Vec<&Cidr> = sp
+        .source_ranges
+        .iter()
+        .filter(|c| family.has(&c.addr))
+        .collect();
+    if lbs.is_empty() || ranges.is_empty() {
+        return None;
+    }
+    let from_node = node_ips
+        .iter()
+        .filter(|n| family.has(n))
+        .any(|n| ranges.iter().any(|r| r.contains(n)));
+    let mut sources: Vec<String> = ranges.iter().map(ToString::to_string).collect();
+    if from_node {
+        sources.extend(lbs.iter().map(ToString::to_string));
+    }
+    Some(format!(
+        "{} saddr != {{ {} }} drop",
+        family.nft(),
+        sources.join(", ")
+    ))
 }
 
 /// The rendered text of one object, for tests and logs.

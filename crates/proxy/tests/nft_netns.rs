@@ -1,7 +1,9 @@
-//! The generated ruleset in a real kernel (needs root and `nft`): in a
-//! fresh network namespace, a ClusterIP reaches a TCP listener, a Service
-//! without endpoints refuses connections, an in-place update keeps the
-//! session-affinity state, and cleanup removes the table. CI runs as root;
+//! The generated ruleset in a real kernel (needs root, `nft` and
+//! `conntrack`): in a fresh network namespace, a ClusterIP reaches a TCP
+//! listener, a Service without endpoints refuses connections, an in-place
+//! update keeps the session-affinity state, cleanup removes the table,
+//! `loadBalancerSourceRanges` drops other sources and stale UDP conntrack
+//! entries are cleared. CI runs as root;
 //! elsewhere set `SKIFF_SKIP_ROOT_TESTS=1` to skip explicitly — never
 //! silently.
 //!
@@ -51,6 +53,11 @@ fn netns_helper() {
                 Err(e) => format!("err {:?}", e.kind()),
             };
             println!("HELPER {line}");
+        }
+        "udp" => {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            socket.send_to(b"ping", addr).unwrap();
+            println!("HELPER sent");
         }
         other => panic!("unknown helper mode {other}"),
     }
@@ -254,4 +261,115 @@ async fn cluster_ip_reject_affinity_and_cleanup_in_a_netns() {
     assert!(!listed.status.success(), "the table is still there");
     let gone = ns.connect("10.43.0.100:80");
     assert!(gone.starts_with("err "), "{gone}");
+}
+
+fn lb_state(ranges: &[&str]) -> State {
+    let mut lb = ServicePort::cluster_ip("default", "lb", ip("10.43.0.150"), 80);
+    lb.node_port = Some(30080);
+    lb.load_balancer_ips = vec![ip("203.0.113.10")];
+    lb.source_ranges = ranges
+        .iter()
+        .map(|r| skiff_proxy::cidr::Cidr::parse(r).unwrap())
+        .collect();
+    lb.endpoints = vec![Endpoint::ready(ip("10.42.0.5"), 8080, Some("n"))];
+    State {
+        node_name: "n".to_owned(),
+        node_ips: vec![ip("10.42.0.5")],
+        cluster_cidrs: vec!["10.42.0.0/16".to_owned()],
+        masquerade_all: false,
+        services: vec![lb],
+    }
+}
+
+#[tokio::test]
+async fn load_balancer_source_ranges_in_a_netns() {
+    if std::env::var(HELPER_ENV).is_ok() || !root_or_skip() {
+        return;
+    }
+    let mut ns = Netns::new();
+    ns.exec(&["ip", "route", "add", "203.0.113.0/24", "dev", "pods"]);
+    ns.serve("10.42.0.5:8080");
+    let applier = NftApplier::in_netns(&ns.name);
+
+    // Clients here connect from 10.42.0.5: inside the allowed range.
+    applier
+        .apply(&ruleset::build(&lb_state(&["10.42.0.0/24"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        ns.connect("203.0.113.10:80"),
+        "ok hello from 10.42.0.5:8080"
+    );
+    // Outside every range: dropped (the connection times out).
+    applier
+        .apply(&ruleset::build(&lb_state(&[
+            "198.51.100.0/24",
+            "192.0.2.7",
+        ])))
+        .await
+        .unwrap();
+    assert_eq!(ns.connect("203.0.113.10:80"), "err TimedOut");
+    // The ClusterIP is not filtered.
+    assert_eq!(ns.connect("10.43.0.150:80"), "ok hello from 10.42.0.5:8080");
+    // No ranges: open again.
+    applier
+        .apply(&ruleset::build(&lb_state(&[])))
+        .await
+        .unwrap();
+    assert_eq!(
+        ns.connect("203.0.113.10:80"),
+        "ok hello from 10.42.0.5:8080"
+    );
+}
+
+fn udp_state(endpoint: &str) -> State {
+    let mut dns = ServicePort::cluster_ip("kube-system", "dns", ip("10.43.0.53"), 53);
+    dns.protocol = skiff_proxy::model::Protocol::Udp;
+    dns.endpoints = vec![Endpoint::ready(ip(endpoint), 5353, Some("n"))];
+    State {
+        node_name: "n".to_owned(),
+        node_ips: vec![ip("10.42.0.5")],
+        cluster_cidrs: vec!["10.42.0.0/16".to_owned()],
+        masquerade_all: false,
+        services: vec![dns],
+    }
+}
+
+/// The UDP conntrack entries to 10.43.0.53 in the namespace.
+fn udp_entries(ns: &Netns) -> String {
+    let out = ns.exec_output(&["conntrack", "-L", "-p", "udp", "--orig-dst", "10.43.0.53"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn stale_udp_conntrack_entries_are_cleared_in_a_netns() {
+    if std::env::var(HELPER_ENV).is_ok() || !root_or_skip() {
+        return;
+    }
+    let ns = Netns::new();
+    let applier = NftApplier::in_netns(&ns.name);
+    let before = udp_state("10.42.0.5");
+    applier.apply(&ruleset::build(&before)).await.unwrap();
+    let sent = ns.helper("udp:10.43.0.53:53").output().unwrap();
+    assert!(String::from_utf8_lossy(&sent.stdout).contains("HELPER sent"));
+    let entries = udp_entries(&ns);
+    // The reply direction names the endpoint it was DNATed to.
+    assert!(
+        entries.contains("dst=10.43.0.53") && entries.contains("sport=5353"),
+        "{entries}"
+    );
+
+    // The endpoint moves: the entry DNATed to the old one is stale.
+    let after = udp_state("10.42.0.6");
+    applier.apply(&ruleset::build(&after)).await.unwrap();
+    let flushes = skiff_proxy::conntrack::stale_udp(&before, &after);
+    assert!(!flushes.is_empty());
+    applier.flush_conntrack(&flushes).await;
+    let entries = udp_entries(&ns);
+    assert!(!entries.contains("10.43.0.53"), "{entries}");
+
+    // New traffic goes to the new endpoint.
+    ns.helper("udp:10.43.0.53:53").output().unwrap();
+    let entries = udp_entries(&ns);
+    assert!(entries.contains("src=10.42.0.6"), "{entries}");
 }

@@ -225,3 +225,118 @@ async fn ruleset_follows_services_and_endpoint_slices() {
     task.await.unwrap().unwrap();
     server.stop().await;
 }
+
+/// Waits (the flushes follow the rules' write) until the recorded
+/// conntrack flushes are `want`.
+async fn flush_wait(recorder: &Recorder, want: &[skiff_proxy::conntrack::Flush]) -> bool {
+    for _ in 0..200 {
+        if recorder.flushes() == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn flushes_become(recorder: &Recorder, want: &[skiff_proxy::conntrack::Flush]) {
+    assert!(
+        flush_wait(recorder, want).await,
+        "flushes {:?}, want {want:?}",
+        recorder.flushes()
+    );
+}
+
+/// The sync loop asks the applier to clear stale UDP conntrack entries:
+/// all entries to a UDP Service once it gets its first endpoint, those
+/// DNATed to an endpoint once it goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_udp_conntrack_entries_follow_endpoint_changes() {
+    use skiff_proxy::conntrack::Flush;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let client = server.client.clone();
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "dns"},
+        "spec": {"clusterIP": "10.43.0.53", "selector": {"app": "dns"},
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]},
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    let recorder = Arc::new(Recorder::new());
+    let mut rx = recorder.subscribe();
+    let mut config = Config::new(client.clone(), "node-a");
+    config.healthz_port = 0;
+    config.metrics_port = 0;
+    config.min_sync_period = Duration::from_millis(100);
+    config.sync_period = Duration::from_millis(200);
+    config.applier = recorder.clone();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(skiff_proxy::run(config, shutdown.clone()));
+    wait_for(&mut rx, "no endpoints", |t| {
+        t.contains("10.43.0.53 . udp . 53 : goto reject-chain")
+    })
+    .await;
+    assert!(recorder.flushes().is_empty(), "{:?}", recorder.flushes());
+
+    let udp_slice = |addresses: &[&str]| -> EndpointSlice {
+        let endpoints: Vec<_> = addresses
+            .iter()
+            .map(|a| json!({"addresses": [a], "conditions": {"ready": true}}))
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {"name": "dns-1", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "dns"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "dns", "port": 5353, "protocol": "UDP"}],
+            "endpoints": endpoints,
+        }))
+        .unwrap()
+    };
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    slices
+        .create(
+            &PostParams::default(),
+            &udp_slice(&["10.42.0.5", "10.42.0.6"]),
+        )
+        .await
+        .unwrap();
+    wait_for(&mut rx, "two endpoints", |t| {
+        t.contains("dnat to 10.42.0.6:5353")
+    })
+    .await;
+    let first = Flush::Destination {
+        ip: "10.43.0.53".parse().unwrap(),
+        port: 53,
+    };
+    flushes_become(&recorder, std::slice::from_ref(&first)).await;
+
+    slices
+        .replace("dns-1", &PostParams::default(), &{
+            let mut s = udp_slice(&["10.42.0.6"]);
+            s.metadata.resource_version =
+                slices.get("dns-1").await.unwrap().metadata.resource_version;
+            s
+        })
+        .await
+        .unwrap();
+    wait_for(&mut rx, "one endpoint", |t| {
+        !t.contains("dnat to 10.42.0.5:5353")
+    })
+    .await;
+    flushes_become(
+        &recorder,
+        &[
+            first,
+            Flush::Nat {
+                ip: "10.43.0.53".parse().unwrap(),
+                port: 53,
+                endpoint: "10.42.0.5".parse().unwrap(),
+            },
+        ],
+    )
+    .await;
+    shutdown.cancel();
+    let _ = task.await;
+}

@@ -9,12 +9,18 @@
 //!   then — once the expectations are met — create pods from the template
 //!   in slow-start batches (1, 2, 4, …, stopping at the first error) or
 //!   delete the surplus ranked as upstream ([`pods::pods_to_delete`]),
-//!   then write `status` through the status subresource.
+//!   then write `status` ([`status`]: counts and the `ReplicaFailure`
+//!   condition) through the status subresource.
+//! * The loop is generic over [`ReplicaOwner`], so the
+//!   ReplicationController controller
+//!   ([`crate::replication_controller`]) is this same code.
 //! * **Expectations**: the names of pods it created and the uids of pods it
 //!   deleted, per ReplicaSet, until the cache shows them (or 5 minutes
 //!   pass), so a slow watch cannot cause duplicate creates or deletes.
 
+pub mod owner;
 pub mod pods;
+pub mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,7 +29,6 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
@@ -34,6 +39,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::EventType;
+pub use owner::ReplicaOwner;
 
 /// How long an unmet expectation holds a ReplicaSet back (upstream's
 /// ExpectationsTimeout).
@@ -106,8 +112,9 @@ impl Ctx {
     /// A watch event for `pod`: a deletion satisfies both kinds of
     /// expectation of its controller (a created pod may be gone before the
     /// cache ever showed it).
-    fn observe_deleted(&self, pod: &Pod) {
-        let Some(owner) = pods::controller_of(&pod.metadata) else {
+    fn observe_deleted<K: ReplicaOwner>(&self, pod: &Pod) {
+        let Some(owner) = pods::controller_of(&pod.metadata).filter(|r| owner::refers_to::<K>(r))
+        else {
             return;
         };
         let key = format!("{}/{}", pod.namespace().unwrap_or_default(), owner.name);
@@ -140,7 +147,7 @@ impl Ctx {
         }
         let waited = e.since.map_or(Duration::ZERO, |s| s.elapsed());
         if waited >= EXPECTATIONS_TIMEOUT {
-            tracing::info!(replicaset = key, "expectations timed out");
+            tracing::info!(owner = key, "expectations timed out");
             all.remove(key);
             return Ok(());
         }
@@ -158,8 +165,17 @@ impl Ctx {
     }
 }
 
-/// Runs the controller until `shutdown`.
+/// Runs the ReplicaSet controller until `shutdown`.
 pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    run_for::<ReplicaSet>(client, settings, shutdown).await
+}
+
+/// Runs the replica-keeping loop for owners of kind `K` until `shutdown`.
+pub async fn run_for<K: ReplicaOwner>(
     client: kube::Client,
     settings: Settings,
     shutdown: CancellationToken,
@@ -169,13 +185,10 @@ pub async fn run(
         client: client.clone(),
         pods: pod_cache,
         expectations: Mutex::new(HashMap::new()),
-        recorder: crate::events::Recorder::new(client.clone(), "replicaset-controller"),
+        recorder: crate::events::Recorder::new(client.clone(), K::COMPONENT),
     });
-    let controller = Controller::new(
-        Api::<ReplicaSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let replicasets = controller.store();
+    let controller = Controller::new(Api::<K>::all(client.clone()), watcher::Config::default());
+    let owners = controller.store();
     let observer = ctx.clone();
     let pod_events = watcher(Api::<Pod>::all(client), watcher::Config::default())
         .default_backoff()
@@ -183,88 +196,87 @@ pub async fn run(
         .modify(|p| p.metadata.managed_fields = None)
         .map_ok(move |event| {
             if let watcher::Event::Delete(pod) = &event {
-                observer.observe_deleted(pod);
+                observer.observe_deleted::<K>(pod);
             }
             event
         })
         .reflect(writer)
         .touched_objects();
     controller
-        .watches_stream(pod_events, move |pod: Pod| {
-            replicasets_for(&pod, &replicasets)
-        })
+        .watches_stream(pod_events, move |pod: Pod| owners_of(&pod, &owners))
         .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
-                tracing::debug!(error = %e, "replicaset sync");
+                tracing::debug!(error = %e, kind = %K::kind(&()), "replica sync");
             }
         })
         .await;
     Ok(())
 }
 
-/// The ReplicaSets a pod event concerns: its controller if that is a
-/// ReplicaSet, else (an orphan) every ReplicaSet in its namespace whose
-/// selector matches it.
-fn replicasets_for(pod: &Pod, replicasets: &Store<ReplicaSet>) -> Vec<ObjectRef<ReplicaSet>> {
+/// The owners a pod event concerns: its controller if that is a `K`, else
+/// (an orphan) every `K` in its namespace whose selector matches it.
+fn owners_of<K: ReplicaOwner>(pod: &Pod, owners: &Store<K>) -> Vec<ObjectRef<K>> {
     let ns = pod.namespace().unwrap_or_default();
     if let Some(owner) = pods::controller_of(&pod.metadata) {
-        if owner.kind == "ReplicaSet" && owner.api_version.starts_with("apps/") {
+        if owner::refers_to::<K>(owner) {
             return vec![ObjectRef::new(&owner.name).within(&ns)];
         }
         return Vec::new();
     }
-    replicasets
+    owners
         .state()
         .iter()
-        .filter(|rs| rs.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|rs| {
-            rs.spec
-                .as_ref()
-                .is_some_and(|s| pods::selector_matches(&s.selector, pod.metadata.labels.as_ref()))
-        })
-        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+        .filter(|o| o.meta().namespace.as_deref() == Some(ns.as_str()))
+        .filter(|o| o.selects(pod.metadata.labels.as_ref()))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
         .collect()
 }
 
-fn error_policy(_rs: Arc<ReplicaSet>, error: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(error = %error, "replicaset sync failed; retrying");
+fn error_policy<K: ReplicaOwner>(_owner: Arc<K>, error: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(error = %error, kind = %K::kind(&()), "replica sync failed; retrying");
     Action::requeue(Duration::from_millis(500))
 }
 
-fn controller_ref(rs: &ReplicaSet) -> OwnerReference {
-    OwnerReference {
-        api_version: "apps/v1".to_owned(),
-        kind: "ReplicaSet".to_owned(),
-        name: rs.name_any(),
-        uid: rs.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
+fn not_found(e: &kube::Error) -> bool {
+    crate::api_code(e) == Some(404)
+}
+
+/// The message a user should see for a failed request: the API's own
+/// message (as upstream's err.Error()), not the client's debug form.
+fn message_of(e: &Error) -> String {
+    match e {
+        Error::Kube(e) => api_message(e),
+        other => other.to_string(),
     }
 }
 
-fn not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
 }
 
-async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     ctx.pods
         .wait_until_ready()
         .await
         .map_err(|_| Error::CacheStopped)?;
-    let ns = rs.namespace().unwrap_or_default();
-    let name = rs.name_any();
+    let ns = owner.namespace().unwrap_or_default();
+    let name = owner.name_any();
     let key = format!("{ns}/{name}");
-    let uid = rs.uid().unwrap_or_default();
-    let Some(spec) = rs.spec.as_ref() else {
+    let uid = owner.uid().unwrap_or_default();
+    if !owner.has_spec() {
         return Ok(Action::await_change());
-    };
-    let deleting = rs.metadata.deletion_timestamp.is_some();
+    }
+    let deleting = owner.meta().deletion_timestamp.is_some();
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let owner_api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
 
-    // Whether the ReplicaSet may adopt, checked live once (upstream's canAdopt).
+    // Whether the owner may adopt, checked live once (upstream's canAdopt).
     let mut can_adopt: Option<bool> = None;
     let mut owned: Vec<Arc<Pod>> = Vec::new();
     for pod in ctx
@@ -273,7 +285,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
         .into_iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && pods::is_active(p))
     {
-        let matches = pods::selector_matches(&spec.selector, pod.metadata.labels.as_ref());
+        let matches = owner.selects(pod.metadata.labels.as_ref());
         match pods::controller_of(&pod.metadata) {
             Some(r) if r.uid == uid => {
                 if matches {
@@ -285,16 +297,14 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
             Some(_) => {}
             None if matches && !deleting => {
                 if can_adopt.is_none() {
-                    let fresh = Api::<ReplicaSet>::namespaced(ctx.client.clone(), &ns)
-                        .get_opt(&name)
-                        .await?;
+                    let fresh = owner_api.get_opt(&name).await?;
                     can_adopt = Some(fresh.is_some_and(|f| {
                         f.uid().as_deref() == Some(uid.as_str())
-                            && f.metadata.deletion_timestamp.is_none()
+                            && f.meta().deletion_timestamp.is_none()
                     }));
                 }
                 if can_adopt == Some(true)
-                    && let Some(adopted) = adopt(&pod_api, &pod, &rs).await?
+                    && let Some(adopted) = adopt(&pod_api, &pod, owner.as_ref()).await?
                 {
                     owned.push(Arc::new(adopted));
                 }
@@ -308,7 +318,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     if !deleting {
         match ctx.satisfied(&key, &ns) {
             Ok(()) => {
-                if let Err(e) = manage(&ctx, &rs, &key, &ns, &pod_api, &owned).await {
+                if let Err(e) = manage(&ctx, owner.as_ref(), &key, &ns, &pod_api, &owned).await {
                     manage_error = Some(e);
                 }
             }
@@ -317,58 +327,20 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     }
 
     // Status from the pods claimed before acting, as upstream.
-    let min_ready = i64::from(spec.min_ready_seconds.unwrap_or(0));
-    let now = Timestamp::now();
-    let template_labels = spec
-        .template
-        .as_ref()
-        .and_then(|t| t.metadata.as_ref())
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
-    let fully_labeled = owned
-        .iter()
-        .filter(|p| {
-            let labels = p.metadata.labels.as_ref();
-            template_labels
-                .iter()
-                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-        })
-        .count();
-    let ready = owned.iter().filter(|p| pods::is_ready(p)).count();
-    let available = owned
-        .iter()
-        .filter(|p| pods::is_available(p, min_ready, now))
-        .count();
-    let observed = rs.metadata.generation;
-    let current = rs.status.clone().unwrap_or_default();
-    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
-    let changed = current.replicas != count(owned.len())
-        || current.fully_labeled_replicas.unwrap_or(0) != count(fully_labeled)
-        || current.ready_replicas.unwrap_or(0) != count(ready)
-        || current.available_replicas.unwrap_or(0) != count(available)
-        || current.observed_generation != observed;
-    if changed {
-        let patch = json!({"status": {
-            "replicas": owned.len(),
-            "fullyLabeledReplicas": fully_labeled,
-            "readyReplicas": ready,
-            "availableReplicas": available,
-            "observedGeneration": observed,
-        }});
-        let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-        match rs_api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if not_found(&e) => return Ok(Action::await_change()),
-            Err(e) => return Err(e.into()),
-        }
+    let failure = manage_error.as_ref().map(|e| status::Failure {
+        message: message_of(e),
+    });
+    let next = status::desired(owner.as_ref(), &owned, failure.as_ref(), Timestamp::now());
+    if let Some(patch) = status::patch(&owner.replica_status(), &next)
+        && !crate::patch_status(&owner_api, &name, &patch).await?
+    {
+        return Ok(Action::await_change());
     }
     if let Some(e) = manage_error {
         return Err(e);
     }
-    if min_ready > 0 && available < ready {
+    let min_ready = owner.min_ready_seconds();
+    if min_ready > 0 && next.available_replicas < next.ready_replicas {
         let again = Duration::from_secs(u64::try_from(min_ready).unwrap_or(1));
         requeue = Some(requeue.map_or(again, |r| r.min(again)));
     }
@@ -376,24 +348,20 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
 }
 
 /// Creates or deletes pods so that `owned` becomes `spec.replicas`.
-async fn manage(
+async fn manage<K: ReplicaOwner>(
     ctx: &Ctx,
-    rs: &ReplicaSet,
+    rs: &K,
     key: &str,
     ns: &str,
     pod_api: &Api<Pod>,
     owned: &[Arc<Pod>],
 ) -> Result<(), Error> {
-    let spec = rs.spec.as_ref().map(|s| (s.replicas, s.template.as_ref()));
-    let Some((replicas, template)) = spec else {
-        return Ok(());
-    };
-    let want = usize::try_from(replicas.unwrap_or(1)).unwrap_or(0);
+    let want = usize::try_from(rs.replicas().unwrap_or(1)).unwrap_or(0);
     if owned.len() < want {
-        let Some(template) = template else {
+        let Some(template) = rs.template() else {
             return Ok(());
         };
-        let pod = pods::pod_from_template(template, ns, &rs.name_any(), controller_ref(rs));
+        let pod = pods::pod_from_template(template, ns, &rs.name_any(), owner::controller_ref(rs));
         let post = PostParams::default();
         let mut remaining = (want - owned.len()).min(BURST_REPLICAS);
         let mut batch = 1;
@@ -419,7 +387,7 @@ async fn manage(
                             rs,
                             EventType::Warning,
                             "FailedCreate",
-                            format!("Error creating: {e}"),
+                            format!("Error creating: {}", api_message(&e)),
                         );
                         failed = Some(e);
                         None
@@ -476,7 +444,7 @@ async fn manage(
                             rs,
                             EventType::Warning,
                             "FailedDelete",
-                            format!("Error deleting: {e}"),
+                            format!("Error deleting: {}", api_message(&e)),
                         );
                     }
                     let mut all = ctx
@@ -502,9 +470,13 @@ async fn manage(
 /// Sets `rs` as the controller of the orphan `pod` (strategic merge patch
 /// with the pod's uid as precondition, as upstream). `None`: the pod is
 /// gone or changed.
-async fn adopt(pod_api: &Api<Pod>, pod: &Pod, rs: &ReplicaSet) -> Result<Option<Pod>, Error> {
+async fn adopt<K: ReplicaOwner>(
+    pod_api: &Api<Pod>,
+    pod: &Pod,
+    rs: &K,
+) -> Result<Option<Pod>, Error> {
     let patch = json!({"metadata": {
-        "ownerReferences": [controller_ref(rs)],
+        "ownerReferences": [owner::controller_ref(rs)],
         "uid": pod.metadata.uid,
     }});
     match pod_api
@@ -516,7 +488,7 @@ async fn adopt(pod_api: &Api<Pod>, pod: &Pod, rs: &ReplicaSet) -> Result<Option<
         .await
     {
         Ok(p) => Ok(pods::controller_of(&p.metadata)
-            .is_some_and(|r| Some(&r.uid) == rs.metadata.uid.as_ref())
+            .is_some_and(|r| Some(&r.uid) == rs.meta().uid.as_ref())
             .then_some(p)),
         Err(e)
             if not_found(&e)
@@ -528,7 +500,7 @@ async fn adopt(pod_api: &Api<Pod>, pod: &Pod, rs: &ReplicaSet) -> Result<Option<
     }
 }
 
-/// Removes the ReplicaSet's reference from `pod`, which stopped matching.
+/// Removes the owner's reference from `pod`, which stopped matching.
 async fn release(pod_api: &Api<Pod>, pod: &Pod, rs_uid: &str) -> Result<(), Error> {
     let patch = json!({"metadata": {
         "ownerReferences": [{"$patch": "delete", "uid": rs_uid}],

@@ -111,7 +111,16 @@ fn fixed_chains_follow_upstream() {
     assert_eq!(
         chain(&text, "filter-output"),
         "chain filter-output {\n\ttype filter hook output priority -110; policy accept;\n\
-         \tct state new jump service-endpoints-check\n}"
+         \tct state new jump service-endpoints-check\n\tct state new jump firewall-check\n}"
+    );
+    assert_eq!(
+        chain(&text, "filter-prerouting"),
+        "chain filter-prerouting {\n\ttype filter hook prerouting priority -110; policy accept;\n\
+         \tct state new jump firewall-check\n}"
+    );
+    assert_eq!(
+        chain(&text, "firewall-check"),
+        "chain firewall-check {\n\tip daddr . meta l4proto . th dport vmap @firewall-ips\n}"
     );
     assert_eq!(
         chain(&text, "reject-chain"),
@@ -403,4 +412,51 @@ fn counts_rules_and_elements() {
     // cluster-ips, nodeport-ips, service-ips: one element each.
     assert_eq!(elements, 3);
     assert!(rules > 20, "{rules}");
+}
+
+#[test]
+fn load_balancer_source_ranges_drop_other_sources() {
+    let mut s = web();
+    s.node_port = Some(30080);
+    s.load_balancer_ips = vec![ip("192.0.2.9"), ip("2001:db8::9")];
+    s.source_ranges = vec![
+        crate::cidr::Cidr::parse("198.51.100.0/24").unwrap(),
+        crate::cidr::Cidr::parse("203.0.113.7").unwrap(),
+        crate::cidr::Cidr::parse("2001:db8::/64").unwrap(),
+    ];
+    let text = ruleset(&state(vec![s.clone()]));
+    assert_eq!(
+        map(&text, "firewall-ips"),
+        "map firewall-ips {\n\ttype ipv4_addr . inet_proto . inet_service : verdict\n\
+         \telements = { 192.0.2.9 . tcp . 80 : goto firewall-default/web/tcp/80 }\n}"
+    );
+    // The node (192.168.1.10) is in no range: only the ranges pass.
+    assert_eq!(
+        chain(&text, "firewall-default/web/tcp/80"),
+        "chain firewall-default/web/tcp/80 {\n\
+         \tip saddr != { 198.51.100.0/24, 203.0.113.7/32 } drop\n}"
+    );
+    // Also without endpoints (the Service rejects then, but sources outside
+    // the ranges still see nothing).
+    s.endpoints.clear();
+    assert!(ruleset(&state(vec![s.clone()])).contains("chain firewall-default/web/tcp/80 {"));
+
+    // A range holding a node address: the load-balancer IPs may be
+    // sources too (hairpin traffic from the node).
+    s.source_ranges = vec![crate::cidr::Cidr::parse("192.168.0.0/16").unwrap()];
+    let text = ruleset(&state(vec![s.clone()]));
+    assert_eq!(
+        chain(&text, "firewall-default/web/tcp/80"),
+        "chain firewall-default/web/tcp/80 {\n\
+         \tip saddr != { 192.168.0.0/16, 192.0.2.9 } drop\n}"
+    );
+
+    // No ranges (or no load-balancer IP): nothing filtered.
+    s.source_ranges.clear();
+    let text = ruleset(&state(vec![s.clone()]));
+    assert!(!text.contains("chain firewall-default"), "{text}");
+    assert_eq!(
+        map(&text, "firewall-ips"),
+        "map firewall-ips {\n\ttype ipv4_addr . inet_proto . inet_service : verdict\n}"
+    );
 }

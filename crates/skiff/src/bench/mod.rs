@@ -5,6 +5,7 @@ mod api;
 mod controllers;
 mod dns;
 mod pod_startup;
+mod proxy;
 mod server;
 mod stats;
 mod store;
@@ -28,6 +29,9 @@ pub enum BenchCommand {
     /// Cluster DNS queries/s and latency with many Services, and the DNS
     /// server's CPU time (queries/s per core).
     Dns(dns::DnsBenchArgs),
+    /// kube-proxy sync cost with N Services x M endpoints (as root, also
+    /// `nft -f` in a private network namespace).
+    Proxy(proxy::ProxyBenchArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -38,5 +42,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Streaming(args) => streaming::run(args).await,
         BenchCommand::Dns(args) => dns::run(args).await,
         BenchCommand::Controllers(args) => controllers::run(args).await,
+        BenchCommand::Proxy(args) => proxy::run(args).await,
     }
 }
