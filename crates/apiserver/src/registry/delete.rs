@@ -180,6 +180,7 @@ impl Registry {
         body: Bytes,
     ) -> Result<Response, ApiError> {
         let options = delete_options(query, &body)?;
+        super::namespace_lifecycle::check_delete(t)?;
         let (obj, removed) = self.delete_one(t, &options, dry_run(query)).await?;
         if removed {
             let uid = object::meta_str(&obj, "uid").unwrap_or_default().to_owned();

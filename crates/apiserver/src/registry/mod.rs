@@ -3,19 +3,27 @@
 //! kind-specific behaviour in [`strategy`].
 
 mod admission;
+mod admission_chain;
 mod body;
 mod continue_token;
 mod default_tolerations;
 mod delete;
 mod eviction;
 mod field_validation;
+mod forbidden;
 mod internal;
+mod limit_ranger;
 mod list;
 mod managed_fields;
+mod namespace_lifecycle;
 mod output;
 mod patch;
 mod pod_logs;
+mod pod_security;
 mod pod_stream;
+pub(crate) mod priority;
+mod quota_admission;
+mod rbac_escalation;
 mod read;
 mod selection;
 mod service_account_admission;
@@ -42,6 +50,7 @@ use crate::status::ApiError;
 
 pub use body::{MAX_BODY_BYTES, decode_object, json_response};
 pub(crate) use pod_stream::is_pod_stream;
+pub(crate) use rbac_escalation::as_user;
 pub(crate) use write::Part;
 
 /// Query parameters of a request.

@@ -97,35 +97,6 @@ fn check_namespace(t: &Target<'_>, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 impl Registry {
-    /// Namespaced objects may only be created in a namespace that exists
-    /// and is not being deleted.
-    async fn check_namespace_open(&self, t: &Target<'_>) -> Result<(), ApiError> {
-        let Some(ns) = t.namespace.as_deref().filter(|_| t.r.namespaced) else {
-            return Ok(());
-        };
-        let key = format!("/namespaces/{ns}");
-        let subject = crate::status::Subject {
-            group: "",
-            resource: "namespaces",
-            name: ns,
-        };
-        let kv = self
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| ApiError::from_store(e, &subject))?
-            .ok_or_else(|| ApiError::not_found(&subject))?;
-        let namespace: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
-        if object::is_deleting(&namespace) {
-            return Err(ApiError::forbidden(format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                t.r.plural,
-                object::name(&namespace).unwrap_or(ns)
-            )));
-        }
-        Ok(())
-    }
-
     pub(super) async fn create(
         &self,
         t: &Target<'_>,
@@ -212,12 +183,21 @@ impl Registry {
             let ns = t.namespace.clone().unwrap_or_default();
             self.admit_service_account(&ns, &mut obj).await?;
         }
+        let mut warnings = warnings.to_vec();
+        self.admit_new_object(&t, &mut obj, &mut warnings).await?;
         let dry = dry_run(query);
         let allocated = self.allocate_for_create(t.r, &mut obj, dry).await?;
+        let charged = match self.admit_quota(&t, &obj, dry).await {
+            Ok(charged) => charged,
+            Err(e) => {
+                self.release(&allocated).await;
+                return Err(e);
+            }
+        };
         if dry {
             return Ok(with_warnings(
                 json_response(StatusCode::CREATED, &obj),
-                warnings,
+                &warnings,
             ));
         }
         let value = object::encode(&obj)?;
@@ -226,11 +206,13 @@ impl Registry {
                 object::stamp(&mut obj, t.r, kv.mod_revision);
                 Ok(with_warnings(
                     json_response(StatusCode::CREATED, &obj),
-                    warnings,
+                    &warnings,
                 ))
             }
             Err(e) => {
                 self.release(&allocated).await;
+                self.refund(t.namespace.as_deref().unwrap_or_default(), &charged)
+                    .await;
                 Err(ApiError::from_store(e, &t.subject()))
             }
         }
@@ -344,6 +326,7 @@ impl Registry {
             if new == current {
                 return Ok(current);
             }
+            self.check_rbac_escalation(t, &new).await?;
             // The last finalizer of an object being deleted is gone: delete it.
             if object::is_deleting(&new)
                 && object::finalizers(&new).is_empty()
