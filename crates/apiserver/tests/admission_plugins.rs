@@ -3,7 +3,8 @@
 //! and terminating namespaces, immortal namespaces), LimitRanger
 //! (defaults, bounds), Priority (classes, the system classes, unknown
 //! class), PodSecurity (enforce refuses, warn sends a `Warning` header,
-//! workloads are only warned about).
+//! workloads are only warned about), RBAC escalation prevention (only
+//! what one holds may be granted, unless one may `escalate`/`bind`).
 
 mod common;
 
@@ -16,12 +17,25 @@ struct Answer {
 }
 
 async fn send(client: &kube::Client, method: &str, path: &str, body: Value) -> Answer {
-    let request = http::Request::builder()
+    send_as(client, None, method, path, body).await
+}
+
+/// Like [`send`], impersonating `user` when given.
+async fn send_as(
+    client: &kube::Client,
+    user: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> Answer {
+    let mut request = http::Request::builder()
         .method(method)
         .uri(path)
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&body).unwrap())
-        .unwrap();
+        .header("content-type", "application/json");
+    if let Some(user) = user {
+        request = request.header("impersonate-user", user);
+    }
+    let request = request.body(serde_json::to_vec(&body).unwrap()).unwrap();
     let response = client
         .send(request.map(kube::client::Body::from))
         .await
@@ -345,5 +359,116 @@ async fn pod_security_enforces_and_warns() {
         "{}",
         a.warnings[0]
     );
+    server.stop().await;
+}
+
+/// Retries `attempt` until it answers `code` (the authorizer follows RBAC
+/// changes through the watch cache, a moment after they are written).
+async fn eventually(code: u16, mut attempt: impl AsyncFnMut() -> Answer) -> Answer {
+    let mut last = attempt().await;
+    for _ in 0..100 {
+        if last.code == code {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        last = attempt().await;
+    }
+    panic!("expected {code}, got {}: {}", last.code, last.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_writes_cannot_grant_more_than_the_writer_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let client = server.client.clone();
+    let rbac = "/apis/rbac.authorization.k8s.io/v1";
+    // bob may manage roles and bindings in `default`, and read pods.
+    let manager = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+    "metadata": {"name": "manager"},
+    "rules": [
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["create", "update", "get"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    ]});
+    let a = send(
+        &client,
+        "POST",
+        &format!("{rbac}/namespaces/default/roles"),
+        manager,
+    )
+    .await;
+    assert_eq!(a.code, 201, "{}", a.body);
+    let binding = |name: &str, kind: &str, role: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "bob"}]})
+    };
+    let bindings = format!("{rbac}/namespaces/default/rolebindings");
+    let a = send(
+        &client,
+        "POST",
+        &bindings,
+        binding("bob-manager", "Role", "manager"),
+    )
+    .await;
+    assert_eq!(a.code, 201, "{}", a.body);
+
+    let reader = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "reader"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]});
+    let roles = format!("{rbac}/namespaces/default/roles");
+    eventually(201, async || {
+        send_as(&client, Some("bob"), "POST", &roles, reader.clone()).await
+    })
+    .await;
+
+    let deleter = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "deleter"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["delete"]}]});
+    let a = send_as(&client, Some("bob"), "POST", &roles, deleter.clone()).await;
+    assert_eq!(a.code, 403, "{}", a.body);
+    assert_eq!(
+        a.body["message"],
+        "roles.rbac.authorization.k8s.io \"deleter\" is forbidden: user \"bob\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"delete\"]}"
+    );
+    // Binding the `admin` ClusterRole bob does not hold is refused too.
+    let a = send_as(
+        &client,
+        Some("bob"),
+        "POST",
+        &bindings,
+        binding("bob-admin", "ClusterRole", "admin"),
+    )
+    .await;
+    assert_eq!(a.code, 403, "{}", a.body);
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is attempting to grant RBAC permissions not currently held"),
+        "{}",
+        a.body
+    );
+
+    // With `escalate` on roles, bob may.
+    let escalator = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "escalator"},
+        "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"]}]});
+    assert_eq!(send(&client, "POST", &roles, escalator).await.code, 201);
+    assert_eq!(
+        send(
+            &client,
+            "POST",
+            &bindings,
+            binding("bob-escalator", "Role", "escalator")
+        )
+        .await
+        .code,
+        201
+    );
+    eventually(201, async || {
+        send_as(&client, Some("bob"), "POST", &roles, deleter.clone()).await
+    })
+    .await;
     server.stop().await;
 }
