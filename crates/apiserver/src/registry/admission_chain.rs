@@ -1,9 +1,12 @@
 //! The admission plugins a new object passes after defaulting and
-//! validation, in upstream's order (ResourceQuota, which must come last,
-//! is charged by the create itself just before the store write).
+//! validation, in upstream's order: mutating ones (LimitRanger, Priority,
+//! mutating webhooks), then validating ones (PodSecurity, validating
+//! webhooks). ResourceQuota, which must come last, is charged by the
+//! create itself just before the store write.
 
 use serde_json::Value;
 
+use super::webhooks::{Call, Phase};
 use super::{Registry, Target};
 use crate::status::ApiError;
 
@@ -29,13 +32,54 @@ impl Registry {
         &self,
         t: &Target<'_>,
         obj: &mut Value,
+        dry: bool,
         warnings: &mut Vec<String>,
     ) -> Result<(), ApiError> {
         self.check_rbac_escalation(t, obj).await?;
         self.admit_limit_ranges(t, obj).await?;
         self.admit_priority(t, obj).await?;
+        let call = Call {
+            operation: "CREATE",
+            old: None,
+            dry_run: dry,
+        };
+        let before = obj.clone();
+        self.call_webhooks(Phase::Mutating, t, &call, obj, warnings)
+            .await?;
+        if *obj != before {
+            // What webhooks changed must still be a valid object.
+            super::admission::admit_create(t.r, obj, t.name.as_deref().unwrap_or_default())?;
+        }
         let texts = self.admit_pod_security(t, obj).await?;
         warnings.extend(texts.iter().map(|t| warning(t)));
-        Ok(())
+        self.call_webhooks(Phase::Validating, t, &call, obj, warnings)
+            .await
+    }
+
+    /// The plugins that also see updates of the main resource: mutating
+    /// and validating webhooks, RBAC escalation checks. (Their warnings do
+    /// not reach the client yet.)
+    pub(super) async fn admit_changed_object(
+        &self,
+        t: &Target<'_>,
+        new: &mut Value,
+        old: &Value,
+        dry: bool,
+    ) -> Result<(), ApiError> {
+        let call = Call {
+            operation: "UPDATE",
+            old: Some(old),
+            dry_run: dry,
+        };
+        let mut warnings = Vec::new();
+        let before = new.clone();
+        self.call_webhooks(Phase::Mutating, t, &call, new, &mut warnings)
+            .await?;
+        if *new != before {
+            super::admission::admit_update(t.r, new, old, t.name.as_deref().unwrap_or_default())?;
+        }
+        self.call_webhooks(Phase::Validating, t, &call, new, &mut warnings)
+            .await?;
+        self.check_rbac_escalation(t, new).await
     }
 }

@@ -25,6 +25,7 @@ pub(crate) mod priority;
 mod quota_admission;
 mod rbac_escalation;
 mod read;
+mod requester;
 mod selection;
 mod service_account_admission;
 mod services;
@@ -32,6 +33,7 @@ pub mod strategy;
 mod subresources;
 mod token_request;
 mod watch;
+mod webhooks;
 mod write;
 
 use std::collections::HashMap;
@@ -50,7 +52,7 @@ use crate::status::ApiError;
 
 pub use body::{MAX_BODY_BYTES, decode_object, json_response};
 pub(crate) use pod_stream::is_pod_stream;
-pub(crate) use rbac_escalation::as_user;
+pub(crate) use requester::as_user;
 pub(crate) use write::Part;
 
 /// Query parameters of a request.

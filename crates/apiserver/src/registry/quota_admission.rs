@@ -4,12 +4,13 @@
 //! `status.used` — so concurrent creates can never overshoot a limit (a
 //! quota of 2 pods admits exactly 2 of any number of racing creates).
 //!
-//! Deviations, both on the safe side: limits come from `spec.hard` (upstream
-//! waits for the controller to copy them into `status.hard`), and a
-//! resource missing from `status.used` is counted from the watch cache
-//! instead of refusing with "status unknown". A charge whose create then
-//! fails is given back; updates are not charged (the resourcequota
-//! controller recounts them).
+//! Deviations, all on the safe side: limits come from `spec.hard`
+//! (upstream waits for the controller to copy them into `status.hard`);
+//! usage is the larger of `status.used` and a fresh count of the
+//! namespace's objects (so neither a quota the controller has not counted
+//! yet nor a controller recount racing a create lets a create through);
+//! a charge whose create then fails is given back. Updates are not
+//! charged (the resourcequota controller recounts them).
 
 use std::collections::BTreeMap;
 
@@ -343,14 +344,17 @@ fn pretty(pairs: &BTreeMap<String, String>) -> String {
 pub struct Refusal(pub String);
 
 /// The quota after charging `delta` (negative to give it back), or the
-/// refusal when a limit would be exceeded. `counted` stands in for
-/// resources missing from `status.used`.
+/// refusal when a limit would be exceeded. What is in use is the larger of
+/// `status.used` and `counted` (the objects there are now): a recount the
+/// controller started before a concurrent create was stored must not
+/// open room the create already took.
 pub fn charge(quota: &Value, delta: &Usage, counted: &Usage) -> Result<Value, Refusal> {
     let hard = hard_of(quota);
     let used_now = |name: &str| {
-        quantity(quota.pointer("/status/used").and_then(|u| u.get(name)))
-            .or_else(|| counted.get(name).copied())
+        let recorded = quantity(quota.pointer("/status/used").and_then(|u| u.get(name)));
+        recorded
             .unwrap_or(0)
+            .max(counted.get(name).copied().unwrap_or(0))
     };
     let mut exceeded = Vec::new();
     let mut next = quota.clone();
@@ -451,7 +455,7 @@ impl Registry {
                     return Err(refuse(&format!("failed quota: {quota_name}: {missing}")));
                 }
             }
-            let counted = self.count_missing(&ns, &quota, &delta).await;
+            let counted = self.count_current(&ns, &delta).await;
             let target = Target {
                 r: &quotas_r,
                 namespace: Some(ns.clone()),
@@ -501,18 +505,11 @@ impl Registry {
         }
     }
 
-    /// What the namespace uses of the resources in `delta` that the quota's
-    /// status does not list yet, counted from the watch cache.
-    async fn count_missing(&self, ns: &str, quota: &Value, delta: &Usage) -> Usage {
+    /// What the namespace uses now of the resources in `delta`, counted
+    /// from a consistent read of the watch cache.
+    async fn count_current(&self, ns: &str, delta: &Usage) -> Usage {
         let mut out = Usage::new();
         for name in delta.keys() {
-            if quota
-                .pointer("/status/used")
-                .and_then(|u| u.get(name))
-                .is_some()
-            {
-                continue;
-            }
             let Some(r) = self.counted_resource(name) else {
                 continue;
             };
@@ -582,10 +579,13 @@ mod tests {
                 "exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2".into()
             ))
         );
-        // Unknown usage comes from the count.
-        let fresh = quota(json!({"pods": "2"}), None);
+        // Unknown usage comes from the count, and a count above a stale
+        // status wins.
         let counted: Usage = [("pods".to_owned(), 2000)].into();
+        let fresh = quota(json!({"pods": "2"}), None);
         assert!(charge(&fresh, &delta, &counted).is_err());
+        let stale = quota(json!({"pods": "2"}), Some(json!({"pods": "1"})));
+        assert!(charge(&stale, &delta, &counted).is_err());
     }
 
     #[test]
@@ -603,9 +603,9 @@ mod tests {
         };
         assert_eq!(usage_of(&r, &pod, "requests.cpu"), Some(250));
         assert_eq!(usage_of(&r, &pod, "cpu"), Some(250));
-        assert_eq!(usage_of(&r, &pod, "limits.memory"), Some(64 * 1000 << 20));
+        assert_eq!(usage_of(&r, &pod, "limits.memory"), Some((64 << 20) * 1000));
         assert_eq!(usage_of(&r, &pod, "count/pods"), Some(1000));
-        assert_eq!(format(64 * 1000 << 20, "limits.memory"), "64Mi");
+        assert_eq!(format((64 << 20) * 1000, "limits.memory"), "64Mi");
         assert_eq!(
             missing_compute(&pod, &["limits.cpu", "requests.cpu"]).as_deref(),
             Some("must specify limits.cpu for: a,b; requests.cpu for: b")

@@ -5,28 +5,16 @@
 //! (`check_role_write`, `check_binding_write`); this module feeds them the
 //! requesting user and the current policy.
 //!
-//! The requesting user travels with the request as a task-local
-//! ([`as_user`]): writes the server makes itself (controllers inside the
-//! API server, bootstrap) run outside it and are not checked, like
-//! upstream's loopback client in `system:masters`.
-
-use std::future::Future;
+//! Writes the server makes itself (outside any request, see
+//! [`super::requester`]) are not checked, like upstream's loopback client
+//! in `system:masters`.
 
 use serde_json::Value;
-use skiff_rbac::{Policy, RbacKind, RoleRef, UserInfo};
+use skiff_rbac::{Policy, RbacKind, RoleRef};
 
 use super::forbidden::forbidden;
 use super::{Query, Registry, Target};
 use crate::status::ApiError;
-
-tokio::task_local! {
-    static REQUESTER: UserInfo;
-}
-
-/// Runs a request's registry work as `user`.
-pub async fn as_user<F: Future>(user: UserInfo, work: F) -> F::Output {
-    REQUESTER.scope(user, work).await
-}
 
 fn rbac_kind(t: &Target<'_>) -> Option<RbacKind> {
     if t.r.group != "rbac.authorization.k8s.io" {
@@ -79,7 +67,7 @@ impl Registry {
         let Some(kind) = rbac_kind(t) else {
             return Ok(());
         };
-        let Ok(user) = REQUESTER.try_with(Clone::clone) else {
+        let Some(user) = super::requester::current() else {
             return Ok(());
         };
         if skiff_rbac::escalation_allowed(&user) {

@@ -184,8 +184,9 @@ impl Registry {
             self.admit_service_account(&ns, &mut obj).await?;
         }
         let mut warnings = warnings.to_vec();
-        self.admit_new_object(&t, &mut obj, &mut warnings).await?;
         let dry = dry_run(query);
+        self.admit_new_object(&t, &mut obj, dry, &mut warnings)
+            .await?;
         let allocated = self.allocate_for_create(t.r, &mut obj, dry).await?;
         let charged = match self.admit_quota(&t, &obj, dry).await {
             Ok(charged) => charged,
@@ -326,7 +327,10 @@ impl Registry {
             if new == current {
                 return Ok(current);
             }
-            self.check_rbac_escalation(t, &new).await?;
+            if part == Part::Main {
+                self.admit_changed_object(t, &mut new, &current, dry)
+                    .await?;
+            }
             // The last finalizer of an object being deleted is gone: delete it.
             if object::is_deleting(&new)
                 && object::finalizers(&new).is_empty()
