@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! Admission webhooks against a real HTTPS webhook server in this test: a
 //! mutating webhook's JSONPatch and warning reach the stored object and
-//! the client, a validating webhook's denial is the client's error in
-//! upstream's words, and an unreachable webhook fails the write unless
+//! the client, a validating webhook's denial (of a create or a delete)
+//! is the client's error in upstream's words, and an unreachable webhook fails the write unless
 //! its failurePolicy is Ignore.
 
 mod common;
@@ -61,6 +61,12 @@ fn answer(path: &str, review: &Value) -> Value {
         json!({"uid": uid, "allowed": true, "patchType": "JSONPatch",
             "patch": STANDARD.encode(patch.to_string()),
             "warnings": ["mutated by the test webhook"]})
+    } else if request["operation"] == "DELETE"
+        && request["oldObject"]["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("good"))
+    {
+        json!({"uid": uid, "allowed": false, "status": {"message": "good objects stay"}})
     } else if request["name"]
         .as_str()
         .is_some_and(|n| n.starts_with("bad"))
@@ -161,7 +167,7 @@ fn hook(name: &str, url: &str, ca: &str, resource: &str, failure: &str) -> Value
     json!({
         "name": name,
         "clientConfig": {"url": url, "caBundle": ca},
-        "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
+        "rules": [{"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
                    "resources": [resource], "scope": "Namespaced"}],
         "failurePolicy": failure,
         "sideEffects": "None",
@@ -247,6 +253,20 @@ async fn webhooks_mutate_deny_and_fail_closed() {
     assert_eq!(
         a.warnings,
         vec!["299 - \"mutated by the test webhook\"".to_owned()]
+    );
+    // Deletes are reviewed with the object as it was.
+    let good = a.body["metadata"]["name"].as_str().unwrap().to_owned();
+    let a = send(&client, "DELETE", &format!("{path}/{good}"), json!({})).await;
+    assert_eq!(a.code, 403, "{}", a.body);
+    assert_eq!(
+        a.body["message"],
+        "admission webhook \"deny.skiff.test\" denied the request: good objects stay"
+    );
+    assert_eq!(
+        send(&client, "GET", &format!("{path}/{good}"), json!(null))
+            .await
+            .code,
+        200
     );
     let a = eventually(
         async |i| send(&client, "POST", path, configmap(&format!("bad-{i}"))).await,

@@ -82,4 +82,25 @@ impl Registry {
             .await?;
         self.check_rbac_escalation(t, new).await
     }
+
+    /// Webhooks on a deletion of `current` (deletes and each object of a
+    /// deletecollection).
+    pub(super) async fn admit_deletion(
+        &self,
+        t: &Target<'_>,
+        current: &Value,
+        dry: bool,
+    ) -> Result<(), ApiError> {
+        let call = Call {
+            operation: "DELETE",
+            old: Some(current),
+            dry_run: dry,
+        };
+        let mut none = Value::Null;
+        let mut warnings = Vec::new();
+        self.call_webhooks(Phase::Mutating, t, &call, &mut none, &mut warnings)
+            .await?;
+        self.call_webhooks(Phase::Validating, t, &call, &mut none, &mut warnings)
+            .await
+    }
 }

@@ -203,6 +203,7 @@ impl Registry {
         let key = t.key()?;
         loop {
             let (current, revision) = self.load(t).await?;
+            self.admit_deletion(t, &current, dry).await?;
             if let Some(uid) = &options.uid
                 && object::meta_str(&current, "uid") != Some(uid.as_str())
             {

@@ -1,13 +1,14 @@
 //! Dynamic admission (admissionregistration.k8s.io/v1): the webhooks of
 //! MutatingWebhookConfigurations and ValidatingWebhookConfigurations are
-//! sent an AdmissionReview (`admission.k8s.io/v1`) for the creates and
-//! updates their rules select. A mutating webhook may answer with a
+//! sent an AdmissionReview (`admission.k8s.io/v1`) for the creates,
+//! updates and deletes their rules select (a delete carries only
+//! `oldObject`). A mutating webhook may answer with a
 //! base64 JSONPatch; any webhook may deny (its status becomes the error,
 //! `admission webhook "<name>" denied the request: <message>`) or add
 //! warnings. A webhook that cannot be reached fails the request unless
 //! its `failurePolicy` is `Ignore`.
 //!
-//! Not built yet: deletes and connects, `matchConditions` (CEL; a webhook
+//! Not built yet: connects, `matchConditions` (CEL; a webhook
 //! with conditions is called as if they held), `reinvocationPolicy`,
 //! `matchPolicy: Equivalent` across versions, and the warnings of updates
 //! (only those of creates reach the client). Configurations are read from
@@ -180,7 +181,12 @@ impl Registry {
         }
         let namespace_selector = hook.get("namespaceSelector");
         if t.r.group.is_empty() && t.r.kind == "Namespace" {
-            return matching::selects(namespace_selector, &matching::labels(obj));
+            let ns = if obj.is_null() {
+                old.unwrap_or(obj)
+            } else {
+                obj
+            };
+            return matching::selects(namespace_selector, &matching::labels(ns));
         }
         let Some(ns) = t.namespace.as_deref().filter(|_| t.r.namespaced) else {
             return true;
@@ -233,6 +239,7 @@ impl Registry {
         let resource = json!({"group": t.r.group, "version": t.r.version, "resource": t.r.plural});
         let options_kind = match call.operation {
             "CREATE" => "CreateOptions",
+            "DELETE" => "DeleteOptions",
             _ => "UpdateOptions",
         };
         let mut request = json!({
@@ -325,7 +332,8 @@ impl Registry {
         let Some(patch) = response.get("patch").and_then(Value::as_str) else {
             return Ok(());
         };
-        if phase == Phase::Validating {
+        // A deletion has no object to patch.
+        if phase == Phase::Validating || call.operation == "DELETE" {
             return Ok(());
         }
         let ops = STANDARD
