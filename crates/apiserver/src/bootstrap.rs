@@ -65,6 +65,12 @@ pub async fn run(
         let key = format!("/rbac.authorization.k8s.io/{plural}/{name}");
         ensure(store, &key, obj.clone()).await?;
     }
+    // Upstream's system PriorityClasses.
+    for (name, value, description) in crate::registry::priority::SYSTEM_CLASSES {
+        let key = format!("/scheduling.k8s.io/priorityclasses/{name}");
+        let class = crate::registry::priority::system_class(name, value, description);
+        ensure(store, &key, class).await?;
+    }
     // Claim the kubernetes Service's address so the allocator never hands it out.
     match store
         .create(

@@ -240,11 +240,8 @@ async fn serve(
             .await;
     }
     let body = read_body(body).await?;
-    crate::request_user::scope(
-        user.clone(),
-        app.registry.handle(info, query, headers, body),
-    )
-    .await
+    let as_user = crate::auth::authorize::rbac_user(user);
+    crate::registry::as_user(as_user, app.registry.handle(info, query, headers, body)).await
 }
 
 fn aggregated(doc: serde_json::Value, variant: Aggregated) -> Response {

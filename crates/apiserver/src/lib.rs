@@ -18,7 +18,6 @@ mod openapi;
 pub mod pki;
 mod registry;
 mod request;
-mod request_user;
 mod resources;
 mod serve;
 mod status;

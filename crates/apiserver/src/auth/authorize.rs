@@ -49,7 +49,7 @@ pub fn rbac_user(user: &UserInfo) -> skiff_rbac::UserInfo {
         name: user.name.clone(),
         uid: user.uid.clone(),
         groups: user.groups.clone(),
-        extra: Default::default(),
+        extra: user.extra.clone(),
     }
 }
 

@@ -56,7 +56,7 @@ pub fn admit_create(obj: &mut Value) -> Result<(), ApiError> {
     {
         return Err(invalid(obj, "spec.signerName", "Required value"));
     }
-    if let Some(user) = crate::request_user::current() {
+    if let Some(user) = super::requester::current() {
         let spec = &mut obj["spec"];
         spec["username"] = json!(user.name);
         spec["groups"] = json!(user.groups);

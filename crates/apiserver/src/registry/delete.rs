@@ -180,6 +180,7 @@ impl Registry {
         body: Bytes,
     ) -> Result<Response, ApiError> {
         let options = delete_options(query, &body)?;
+        super::namespace_lifecycle::check_delete(t)?;
         let (obj, removed) = self.delete_one(t, &options, dry_run(query)).await?;
         if removed {
             let uid = object::meta_str(&obj, "uid").unwrap_or_default().to_owned();
@@ -203,6 +204,7 @@ impl Registry {
         loop {
             let (current, revision) = self.load(t).await?;
             super::node_restriction::admit_delete(t.r, &current)?;
+            self.admit_deletion(t, &current, dry).await?;
             if let Some(uid) = &options.uid
                 && object::meta_str(&current, "uid") != Some(uid.as_str())
             {

@@ -3,6 +3,7 @@
 //! kind-specific behaviour in [`strategy`].
 
 mod admission;
+mod admission_chain;
 mod body;
 mod certificate_requests;
 mod continue_token;
@@ -10,15 +11,23 @@ mod default_tolerations;
 mod delete;
 mod eviction;
 mod field_validation;
+mod forbidden;
 mod internal;
+mod limit_ranger;
 mod list;
 mod managed_fields;
+mod namespace_lifecycle;
 pub(crate) mod node_restriction;
 mod output;
 mod patch;
 mod pod_logs;
+mod pod_security;
 mod pod_stream;
+pub(crate) mod priority;
+mod quota_admission;
+mod rbac_escalation;
 mod read;
+mod requester;
 mod selection;
 mod service_account_admission;
 mod services;
@@ -26,6 +35,7 @@ pub mod strategy;
 mod subresources;
 mod token_request;
 mod watch;
+mod webhooks;
 mod write;
 
 use std::collections::HashMap;
@@ -44,6 +54,7 @@ use crate::status::ApiError;
 
 pub use body::{MAX_BODY_BYTES, decode_object, json_response};
 pub(crate) use pod_stream::is_pod_stream;
+pub(crate) use requester::as_user;
 pub(crate) use write::Part;
 
 /// Query parameters of a request.

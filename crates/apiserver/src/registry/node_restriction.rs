@@ -16,7 +16,7 @@ const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// The node the current request's user is a kubelet for.
 pub fn requesting_node() -> Option<String> {
-    let user = crate::request_user::current()?;
+    let user = super::requester::current()?;
     node_of(&user.name, &user.groups).map(str::to_owned)
 }
 

@@ -101,35 +101,6 @@ fn check_namespace(t: &Target<'_>, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 impl Registry {
-    /// Namespaced objects may only be created in a namespace that exists
-    /// and is not being deleted.
-    async fn check_namespace_open(&self, t: &Target<'_>) -> Result<(), ApiError> {
-        let Some(ns) = t.namespace.as_deref().filter(|_| t.r.namespaced) else {
-            return Ok(());
-        };
-        let key = format!("/namespaces/{ns}");
-        let subject = crate::status::Subject {
-            group: "",
-            resource: "namespaces",
-            name: ns,
-        };
-        let kv = self
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| ApiError::from_store(e, &subject))?
-            .ok_or_else(|| ApiError::not_found(&subject))?;
-        let namespace: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
-        if object::is_deleting(&namespace) {
-            return Err(ApiError::forbidden(format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                t.r.plural,
-                object::name(&namespace).unwrap_or(ns)
-            )));
-        }
-        Ok(())
-    }
-
     pub(super) async fn create(
         &self,
         t: &Target<'_>,
@@ -220,12 +191,22 @@ impl Registry {
             let ns = t.namespace.clone().unwrap_or_default();
             self.admit_service_account(&ns, &mut obj).await?;
         }
+        let mut warnings = warnings.to_vec();
         let dry = dry_run(query);
+        self.admit_new_object(&t, &mut obj, dry, &mut warnings)
+            .await?;
         let allocated = self.allocate_for_create(t.r, &mut obj, dry).await?;
+        let charged = match self.admit_quota(&t, &obj, dry).await {
+            Ok(charged) => charged,
+            Err(e) => {
+                self.release(&allocated).await;
+                return Err(e);
+            }
+        };
         if dry {
             return Ok(with_warnings(
                 json_response(StatusCode::CREATED, &obj),
-                warnings,
+                &warnings,
             ));
         }
         let value = object::encode(&obj)?;
@@ -234,11 +215,13 @@ impl Registry {
                 object::stamp(&mut obj, t.r, kv.mod_revision);
                 Ok(with_warnings(
                     json_response(StatusCode::CREATED, &obj),
-                    warnings,
+                    &warnings,
                 ))
             }
             Err(e) => {
                 self.release(&allocated).await;
+                self.refund(t.namespace.as_deref().unwrap_or_default(), &charged)
+                    .await;
                 Err(ApiError::from_store(e, &t.subject()))
             }
         }
@@ -362,6 +345,10 @@ impl Registry {
             // stale reads).
             if new == current && !self.store.needs_rewrite(&key).await.unwrap_or(false) {
                 return Ok(current);
+            }
+            if part == Part::Main {
+                self.admit_changed_object(t, &mut new, &current, dry)
+                    .await?;
             }
             // The last finalizer of an object being deleted is gone: delete it.
             if object::is_deleting(&new)
