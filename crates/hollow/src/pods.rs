@@ -326,7 +326,7 @@ impl Kubelets {
             }
             None => return,
         };
-        tracing::info!(node = %name, cidr = ?cidr, "pod CIDR assigned");
+        tracing::debug!(node = %name, cidr = ?cidr, "pod CIDR assigned");
         for r in self.pods.values().filter(|r| r.node == i) {
             if let Some(ip) = r.ip {
                 addresses.reserve(ip);
