@@ -36,7 +36,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
         }
         let node = shared.nodes[next].clone();
-        let report = round > 0 && round % rounds_per_report == 0;
+        let report = round > 0 && round.is_multiple_of(rounds_per_report);
         let shared_for_task = shared.clone();
         // A slow renewal must not delay the other nodes'.
         tokio::spawn(async move {

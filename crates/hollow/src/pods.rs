@@ -178,7 +178,7 @@ impl Kubelets {
         }
         if let Some(record) = self.pods.get_mut(&k) {
             if let Phase::Waiting(waiting) = &mut record.phase {
-                *waiting = Box::new(pod);
+                **waiting = pod;
             }
             return;
         }
