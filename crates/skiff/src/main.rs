@@ -3,6 +3,7 @@
 mod agent;
 mod bench;
 mod dns;
+mod hollow;
 mod identity;
 mod images;
 mod server;
@@ -42,6 +43,8 @@ enum Commands {
     Agent(agent::AgentArgs),
     /// Run kube-proxy (nftables) alone, or remove its rules (`--cleanup`).
     Proxy(agent::ProxyArgs),
+    /// Simulate N nodes (kubemark/kwok-like) against an API server.
+    HollowNodes(hollow::HollowNodesArgs),
     /// Measure the speed of a component.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -81,6 +84,7 @@ fn main() -> anyhow::Result<()> {
             Commands::Scheduler(args) => server::run_scheduler(args).await,
             Commands::Agent(args) => agent::run(args).await,
             Commands::Proxy(args) => agent::run_proxy(args).await,
+            Commands::HollowNodes(args) => hollow::run(args).await,
             Commands::Bench(command) => bench::run(command).await,
             Commands::Images(command) => images::run(command).await,
             Commands::Token(command) => token::run(command).await,

@@ -1,9 +1,12 @@
 //! `skiff bench controllers`: a skiff server whose own controllers are off
 //! and a separate `skiff controller-manager` child (so its memory and CPU
 //! can be read); N Deployments of R replicas are created at once and timed
-//! until every ReplicaSet exists, every pod exists, and every Deployment's
-//! status shows R replicas. No nodes: pods stay Pending (binding is the
-//! scheduler's and the node's part, measured by other benchmarks).
+//! until every ReplicaSet exists, every pod exists, every Deployment's
+//! status shows R replicas, and every Deployment shows R ready replicas.
+//! Hollow nodes in this process (one per 100 pods unless `--nodes`) run
+//! the pods the server's scheduler binds, so the whole chain runs:
+//! Deployment → ReplicaSet → pods → scheduled → Running and Ready →
+//! ReplicaSet and Deployment status.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 use serde::Serialize;
 
+use super::cluster::HollowNodes;
 use super::server::{Server, client, rss_mb};
 use super::stats::{cpu_seconds, spread};
 
@@ -25,6 +29,9 @@ pub struct ControllersBenchArgs {
     /// Replicas of each.
     #[arg(long, default_value_t = 10)]
     replicas: i32,
+    /// Hollow nodes running the pods (0: one per 100 pods).
+    #[arg(long, default_value_t = 0)]
+    nodes: usize,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -37,7 +44,9 @@ struct ControllerFigures {
     seconds_to_replicasets: f64,
     seconds_to_pods: f64,
     seconds_to_status: f64,
+    seconds_to_ready: f64,
     pods_per_second: f64,
+    nodes: usize,
     controller_manager_rss_idle_mb: f64,
     controller_manager_rss_mb: f64,
     controller_manager_cpu_seconds: f64,
@@ -99,6 +108,15 @@ pub async fn run(args: ControllersBenchArgs) -> anyhow::Result<()> {
     );
     let pid = manager.0.id();
     let stat = format!("/proc/{pid}/stat");
+    let total_pods = args.deployments * usize::try_from(args.replicas.max(0))?;
+    let nodes = if args.nodes == 0 {
+        total_pods.div_ceil(100).max(1)
+    } else {
+        args.nodes
+    };
+    // Pod CIDRs come from the controller manager's node IPAM.
+    let hollow = HollowNodes::start(kube.clone(), nodes, Duration::from_secs(1), None);
+    hollow.wait_ready(&kube, nodes).await?;
     // Let it list and watch everything before measuring.
     tokio::time::sleep(Duration::from_secs(5)).await;
     anyhow::ensure!(
@@ -109,7 +127,6 @@ pub async fn run(args: ControllersBenchArgs) -> anyhow::Result<()> {
     let cpu_start = cpu_seconds(&stat)?;
 
     let deployments: Api<Deployment> = Api::namespaced(kube.clone(), "default");
-    let total_pods = args.deployments * usize::try_from(args.replicas.max(0))?;
     let start = Instant::now();
     let replicas = args.replicas;
     spread(
@@ -147,12 +164,24 @@ pub async fn run(args: ControllersBenchArgs) -> anyhow::Result<()> {
     })
     .await?;
     let to_status = start.elapsed().as_secs_f64();
+    until("every Deployment's pods Ready", || async {
+        Ok(deployments
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .all(|d| d.status.as_ref().and_then(|s| s.ready_replicas) == Some(replicas)))
+    })
+    .await?;
+    let to_ready = start.elapsed().as_secs_f64();
     let figures = ControllerFigures {
         deployments: args.deployments,
         replicas: args.replicas,
         seconds_to_replicasets: to_replicasets,
         seconds_to_pods: to_pods,
         seconds_to_status: to_status,
+        seconds_to_ready: to_ready,
+        nodes,
         pods_per_second: total_pods as f64 / to_pods.max(f64::EPSILON),
         controller_manager_rss_idle_mb: rss_idle,
         controller_manager_rss_mb: rss_mb(pid),
@@ -178,12 +207,17 @@ pub async fn run(args: ControllersBenchArgs) -> anyhow::Result<()> {
             figures.seconds_to_status
         );
         println!(
+            "  all pods Ready         {:>8.2} s  ({} hollow nodes)",
+            figures.seconds_to_ready, figures.nodes
+        );
+        println!(
             "  controller manager     {:>8.1} MiB idle, {:.1} MiB after, {:.1} CPU s",
             figures.controller_manager_rss_idle_mb,
             figures.controller_manager_rss_mb,
             figures.controller_manager_cpu_seconds
         );
     }
+    hollow.stop().await?;
     drop(manager);
     Ok(())
 }

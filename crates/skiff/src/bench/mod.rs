@@ -2,6 +2,7 @@
 //! depend on the machine, so they are printed, never asserted.
 
 mod api;
+mod cluster;
 mod controllers;
 mod dns;
 mod pod_startup;
@@ -26,6 +27,9 @@ pub enum BenchCommand {
     /// Time for the controller manager to create every ReplicaSet and pod
     /// of N Deployments, and its memory and CPU.
     Controllers(controllers::ControllersBenchArgs),
+    /// The whole control plane with N hollow nodes: time until M pods are
+    /// Ready, API and pod start-up latency, the server's memory and CPU.
+    Cluster(cluster::ClusterBenchArgs),
     /// Cluster DNS queries/s and latency with many Services, and the DNS
     /// server's CPU time (queries/s per core).
     Dns(dns::DnsBenchArgs),
@@ -43,5 +47,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Dns(args) => dns::run(args).await,
         BenchCommand::Controllers(args) => controllers::run(args).await,
         BenchCommand::Proxy(args) => proxy::run(args).await,
+        BenchCommand::Cluster(args) => cluster::run(args).await,
     }
 }
