@@ -3,7 +3,7 @@
 # drive `kubectl exec -it` through a real terminal; tzdata: CronJob
 # `timeZone`s). Idempotent.
 set -eu
-PACKAGES="etcd-server protobuf-compiler containerd runc containernetworking-plugins busybox-static nftables iproute2 tmux tzdata"
+PACKAGES="etcd-server protobuf-compiler containerd runc containernetworking-plugins busybox-static nftables iproute2 conntrack tmux tzdata"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
