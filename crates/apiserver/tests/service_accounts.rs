@@ -451,3 +451,57 @@ async fn pods_get_the_service_account_and_its_token_volume() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_secret_tokens_work_while_their_secret_exists() {
+    use k8s_openapi::api::core::v1::Secret;
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let admin = server.client.clone();
+    let sa = create_sa(&admin, "legacy", None).await;
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), "default");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "legacy-token", "annotations": {"kubernetes.io/service-account.name": "legacy"}},
+        "type": "kubernetes.io/service-account-token",
+    }))
+    .unwrap();
+    let created = secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let data = created.data.unwrap();
+    let token = String::from_utf8(data["token"].0.clone()).unwrap();
+    assert_eq!(data["namespace"].0, b"default");
+    assert!(String::from_utf8_lossy(&data["ca.crt"].0).contains("BEGIN CERTIFICATE"));
+    assert_eq!(
+        created.metadata.annotations.unwrap()["kubernetes.io/service-account.uid"],
+        sa.metadata.uid.clone().unwrap()
+    );
+    let claims = claims_of(&token);
+    assert_eq!(claims["iss"], "kubernetes/serviceaccount");
+    assert_eq!(claims["sub"], "system:serviceaccount:default:legacy");
+    assert!(claims.get("exp").is_none(), "legacy tokens do not expire");
+
+    let as_sa = client_with_token(dir.path(), &token).await;
+    let me = whoami(&as_sa).await.unwrap();
+    assert_eq!(
+        me["status"]["userInfo"]["username"],
+        "system:serviceaccount:default:legacy"
+    );
+    // A secret of this type must name its service account.
+    let unnamed: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "unnamed"}, "type": "kubernetes.io/service-account-token",
+    }))
+    .unwrap();
+    let e = secrets
+        .create(&PostParams::default(), &unnamed)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, kube::Error::Api(s) if s.code == 422));
+    // Deleting the secret revokes the token.
+    secrets
+        .delete("legacy-token", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(status_code(whoami(&as_sa).await), 401);
+}

@@ -275,7 +275,21 @@ async fn least_allocated_spreads_pods() {
         }
     }
     assert_eq!(on_n1, 3, "LeastAllocated puts 3 pods on each node");
-    create_pod(&client, "urgent", "100m", json!({"priority": 1000})).await;
+    // Priority comes from a PriorityClass (the Priority admission sets it).
+    let classes: Api<k8s_openapi::api::scheduling::v1::PriorityClass> = Api::all(client.clone());
+    let class =
+        serde_json::from_value(json!({"metadata": {"name": "urgent"}, "value": 1000})).unwrap();
+    classes
+        .create(&PostParams::default(), &class)
+        .await
+        .unwrap();
+    create_pod(
+        &client,
+        "urgent",
+        "100m",
+        json!({"priorityClassName": "urgent"}),
+    )
+    .await;
     wait_bound(&client, "urgent").await;
     stop.cancel();
     server.stop().await;

@@ -6,6 +6,7 @@
 pub mod authorize;
 pub mod bootstrap_token;
 pub mod impersonation;
+pub mod legacy_token;
 pub mod node_authorizer;
 pub mod reviews;
 pub mod sa_key;

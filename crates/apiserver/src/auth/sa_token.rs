@@ -213,6 +213,10 @@ pub async fn authenticate(
     let Some(claims) = key.verify(token) else {
         return Ok(None);
     };
+    if super::legacy_token::is_legacy(&claims) {
+        let user = super::legacy_token::authenticate(registry, &claims, token).await?;
+        return Ok(Some((user, accepted.to_vec())));
+    }
     let claimed = check(&claims, jiff::Timestamp::now().as_second(), accepted)?;
     let ns = claimed.namespace.as_str();
     let sa = registry

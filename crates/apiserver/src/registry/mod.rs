@@ -13,6 +13,7 @@ mod eviction;
 mod field_validation;
 mod forbidden;
 mod internal;
+mod legacy_token_secret;
 mod limit_ranger;
 mod list;
 mod managed_fields;
@@ -74,6 +75,8 @@ pub struct Registry {
     pub kubelet: Arc<crate::kubelet_client::KubeletClient>,
     /// Signs (TokenRequest) and verifies service account tokens.
     pub sa_key: Arc<crate::auth::sa_key::SaKey>,
+    /// The cluster CA (PEM), put in legacy service account token Secrets.
+    pub ca_pem: Arc<String>,
 }
 
 /// One request, resolved against the resource table.

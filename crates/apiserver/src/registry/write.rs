@@ -191,6 +191,10 @@ impl Registry {
             let ns = t.namespace.clone().unwrap_or_default();
             self.admit_service_account(&ns, &mut obj).await?;
         }
+        if t.r.group.is_empty() && t.r.kind == "Secret" {
+            let ns = t.namespace.clone().unwrap_or_default();
+            self.fill_legacy_token(&ns, &mut obj).await?;
+        }
         let mut warnings = warnings.to_vec();
         let dry = dry_run(query);
         self.admit_new_object(&t, &mut obj, dry, &mut warnings)
