@@ -56,7 +56,23 @@ async fn send(client: &kube::Client, method: &str, path: &str, body: Value) -> A
 fn answer(path: &str, review: &Value) -> Value {
     let request = &review["request"];
     let uid = request["uid"].clone();
-    let response = if path == "/mutate" {
+    let label = |key: &str| {
+        let patch =
+            json!([{"op": "add", "path": format!("/metadata/labels/{key}"), "value": "yes"}]);
+        json!({"uid": uid, "allowed": true, "patchType": "JSONPatch",
+            "patch": STANDARD.encode(patch.to_string())})
+    };
+    let labels = &request["object"]["metadata"]["labels"];
+    let response = if path == "/first" {
+        // Notes whether the second webhook had run before it.
+        label(if labels.get("second").is_some() {
+            "first-saw-second"
+        } else {
+            "first"
+        })
+    } else if path == "/second" {
+        label("second")
+    } else if path == "/mutate" {
         let patch = json!([{"op": "add", "path": "/metadata/labels/mutated", "value": "yes"}]);
         json!({"uid": uid, "allowed": true, "patchType": "JSONPatch",
             "patch": STANDARD.encode(patch.to_string()),
@@ -351,4 +367,69 @@ async fn webhooks_mutate_deny_and_fail_closed() {
     )
     .await;
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_reinvoked_if_needed_and_dry_runs_need_no_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start(dir.path()).await;
+    let client = server.client.clone();
+    let (port, ca) = webhook_server().await;
+    let base = format!("https://127.0.0.1:{port}");
+    let admission = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations";
+    let mut first = hook(
+        "first.skiff.test",
+        &format!("{base}/first"),
+        &ca,
+        "configmaps",
+        "Fail",
+    );
+    first["reinvocationPolicy"] = json!("IfNeeded");
+    let mut second = hook(
+        "second.skiff.test",
+        &format!("{base}/second"),
+        &ca,
+        "configmaps",
+        "Fail",
+    );
+    second["sideEffects"] = json!("Some");
+    for (name, h) in [("a-first", first), ("b-second", second)] {
+        let a = send(
+            &client,
+            "POST",
+            admission,
+            configuration("MutatingWebhookConfiguration", name, h),
+        )
+        .await;
+        assert_eq!(a.code, 201, "{}", a.body);
+    }
+    let path = "/api/v1/namespaces/default/configmaps";
+    let a = eventually(
+        async |i| send(&client, "POST", path, configmap(&format!("cm-{i}"))).await,
+        |a| a.code == 201 && a.body["metadata"]["labels"]["second"] == "yes",
+    )
+    .await;
+    let labels = &a.body["metadata"]["labels"];
+    assert_eq!(labels["first"], "yes");
+    assert_eq!(
+        labels["first-saw-second"], "yes",
+        "the first webhook ran again: {labels}"
+    );
+    // The second webhook has side effects: a dry run is refused.
+    let a = send(
+        &client,
+        "POST",
+        &format!("{path}?dryRun=All"),
+        configmap("dry"),
+    )
+    .await;
+    assert_eq!(a.code, 400, "{}", a.body);
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("admission webhook \"second.skiff.test\" does not support dry run"),
+        "{}",
+        a.body
+    );
 }

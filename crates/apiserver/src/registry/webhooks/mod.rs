@@ -8,9 +8,13 @@
 //! warnings. A webhook that cannot be reached fails the request unless
 //! its `failurePolicy` is `Ignore`.
 //!
+//! Mutating webhooks with `reinvocationPolicy: IfNeeded` are called once
+//! more when later webhooks changed the object; dry runs reach only
+//! webhooks declaring no side effects.
+//!
 //! Not built yet: connects, `matchConditions` (CEL; a webhook
-//! with conditions is called as if they held), `reinvocationPolicy`,
-//! `matchPolicy: Equivalent` across versions, and the warnings of updates
+//! with conditions is called as if they held), reinvocation after the
+//! built-in plugins, `matchPolicy: Equivalent` across versions, and the warnings of updates
 //! (only those of creates reach the client). Configurations are read from
 //! the watch cache as it is (like upstream's informer); webhook
 //! configurations themselves are never sent to webhooks.
@@ -101,6 +105,22 @@ pub fn denial(webhook: &str, status: Option<&Value>) -> ApiError {
     e
 }
 
+/// A dry run may only reach webhooks without side effects (upstream's
+/// `sideEffects: None | NoneOnDryRun`).
+fn check_dry_run(hook: &Value, call: &Call<'_>) -> Result<(), ApiError> {
+    let safe = matches!(
+        hook.get("sideEffects").and_then(Value::as_str),
+        Some("None" | "NoneOnDryRun")
+    );
+    if call.dry_run && !safe {
+        let name = hook.get("name").and_then(Value::as_str).unwrap_or_default();
+        return Err(ApiError::bad_request(format!(
+            "admission webhook {name:?} does not support dry run"
+        )));
+    }
+    Ok(())
+}
+
 fn failed_calling(webhook: &str, reason: impl std::fmt::Display) -> ApiError {
     ApiError::internal(format!(
         "Internal error occurred: failed calling webhook {webhook:?}: {reason}"
@@ -146,6 +166,9 @@ impl Registry {
             subresource: "",
             namespaced: t.r.namespaced,
         };
+        // Mutating webhooks with `reinvocationPolicy: IfNeeded`, and the
+        // object as they left it.
+        let mut reinvocable: Vec<(&Value, Value)> = Vec::new();
         for config in &configs {
             for hook in config
                 .get("webhooks")
@@ -156,6 +179,19 @@ impl Registry {
                 if !self.interested(hook, &request, t, obj, call.old).await {
                     continue;
                 }
+                check_dry_run(hook, call)?;
+                self.call_one(phase, hook, t, call, obj, warnings).await?;
+                if phase == Phase::Mutating
+                    && hook.get("reinvocationPolicy").and_then(Value::as_str) == Some("IfNeeded")
+                {
+                    reinvocable.push((hook, obj.clone()));
+                }
+            }
+        }
+        // As upstream: a webhook that asked for it is called once more
+        // when later webhooks changed the object after it.
+        for (hook, left) in reinvocable {
+            if *obj != left {
                 self.call_one(phase, hook, t, call, obj, warnings).await?;
             }
         }
