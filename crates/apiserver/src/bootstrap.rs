@@ -143,32 +143,51 @@ pub async fn present(store: &dyn Store) -> bool {
     true
 }
 
-/// skiff's DNS publishes the `kube-dns` Service and its endpoints in
-/// kube-system; this Role (bound to its identity) lets it, and no more.
-async fn dns_publisher(store: &dyn Store) -> Result<(), StoreError> {
-    let name = "skiff:dns-publisher";
+/// A Role in `namespace` and its RoleBinding (same name) to one user.
+async fn role_for_user(
+    store: &dyn Store,
+    namespace: &str,
+    name: &str,
+    rules: Value,
+    user: &str,
+) -> Result<(), StoreError> {
+    let rbac = "rbac.authorization.k8s.io";
     ensure(
         store,
-        &format!("/rbac.authorization.k8s.io/roles/kube-system/{name}"),
+        &format!("/{rbac}/roles/{namespace}/{name}"),
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": name, "namespace": "kube-system"},
-            "rules": [
-                {"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": ["get", "create", "update", "patch"]},
-                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "create", "update", "patch"]},
-            ],
+            "metadata": {"name": name, "namespace": namespace},
+            "rules": rules,
         }),
     )
     .await?;
     ensure(
         store,
-        &format!("/rbac.authorization.k8s.io/rolebindings/kube-system/{name}"),
+        &format!("/{rbac}/rolebindings/{namespace}/{name}"),
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": name, "namespace": "kube-system"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:skiff-dns"}],
+            "metadata": {"name": name, "namespace": namespace},
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
+            "subjects": [{"apiGroup": rbac, "kind": "User", "name": user}],
         }),
+    )
+    .await
+}
+
+/// skiff's DNS publishes the `kube-dns` Service and its endpoints in
+/// kube-system; this Role (bound to its identity) lets it, and no more.
+async fn dns_publisher(store: &dyn Store) -> Result<(), StoreError> {
+    let verbs = ["get", "create", "update", "patch"];
+    role_for_user(
+        store,
+        "kube-system",
+        "skiff:dns-publisher",
+        json!([
+            {"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": verbs},
+            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": verbs},
+        ]),
+        "system:skiff-dns",
     )
     .await
 }
@@ -194,26 +213,12 @@ async fn cluster_info(store: &dyn Store, server_url: &str, ca_pem: &str) -> Resu
         }),
     )
     .await?;
-    let name = "skiff:bootstrap-signer-clusterinfo";
-    ensure(
+    role_for_user(
         store,
-        &format!("/rbac.authorization.k8s.io/roles/kube-public/{name}"),
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": name, "namespace": "kube-public"},
-            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cluster-info"], "verbs": ["get"]}],
-        }),
-    )
-    .await?;
-    ensure(
-        store,
-        &format!("/rbac.authorization.k8s.io/rolebindings/kube-public/{name}"),
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": name, "namespace": "kube-public"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:anonymous"}],
-        }),
+        "kube-public",
+        "skiff:bootstrap-signer-clusterinfo",
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cluster-info"], "verbs": ["get"]}]),
+        "system:anonymous",
     )
     .await
 }

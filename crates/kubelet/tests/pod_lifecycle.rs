@@ -1246,7 +1246,22 @@ async fn memory_pressure_evicts_best_effort_pods_first() {
             .starts_with("The node was low on resource: memory."),
         "{status:?}"
     );
-    assert_ne!(support::phase(&guaranteed), "Failed");
+    // On a loaded machine the poll may come after the next victim (10 s
+    // later): then the guaranteed pod must have gone second.
+    if support::phase(&guaranteed) == "Failed" {
+        let ready_changed = |p: &k8s_openapi::api::core::v1::Pod| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                .and_then(|c| c.last_transition_time.clone())
+                .map(|t| t.0)
+        };
+        assert!(
+            ready_changed(&guaranteed) > ready_changed(&evicted),
+            "the guaranteed pod was evicted before the best-effort one"
+        );
+    }
     let nodes: Api<Node> = Api::all(cluster.client.clone());
     support::eventually(Duration::from_secs(30), "MemoryPressure=True", || {
         let nodes = nodes.clone();
