@@ -68,18 +68,7 @@ pub async fn client(
     kubeconfig: Option<&Path>,
     server: Option<&str>,
 ) -> anyhow::Result<kube::Client> {
-    let mut config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &Default::default())
-                .await
-                .with_context(|| format!("using kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("finding a kubeconfig (use --kubeconfig)")?,
-    };
+    let mut config = crate::server::config_from(kubeconfig).await?;
     if let Some(server) = server {
         config.cluster_url = server
             .parse()

@@ -95,6 +95,13 @@ pub struct SchedulerArgs {
 
 /// A client from a kubeconfig file, or the usual inference without one.
 pub async fn client_from(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = config_from(kubeconfig).await?;
+    kube::Client::try_from(config).context("building the API client")
+}
+
+/// The client configuration of a kubeconfig file, or the usual inference
+/// without one.
+pub async fn config_from(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Config> {
     let config = match kubeconfig {
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path)
@@ -107,7 +114,7 @@ pub async fn client_from(kubeconfig: Option<&std::path::Path>) -> anyhow::Result
             .await
             .context("finding a kubeconfig (use --kubeconfig)")?,
     };
-    kube::Client::try_from(config).context("building the API client")
+    Ok(config)
 }
 
 /// The CA (PEM) the kubeconfig trusts for its current cluster, if it names
