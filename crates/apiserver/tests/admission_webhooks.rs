@@ -278,11 +278,16 @@ async fn webhooks_mutate_deny_and_fail_closed() {
         a.body["message"],
         "admission webhook \"deny.skiff.test\" denied the request: good objects stay"
     );
+    let current = send(&client, "GET", &format!("{path}/{good}"), json!(null)).await;
+    assert_eq!(current.code, 200);
+    // An update is reviewed too, and its warnings reach the client.
+    let mut changed = current.body.clone();
+    changed["data"]["a"] = json!("c");
+    let a = send(&client, "PUT", &format!("{path}/{good}"), changed).await;
+    assert_eq!(a.code, 200, "{}", a.body);
     assert_eq!(
-        send(&client, "GET", &format!("{path}/{good}"), json!(null))
-            .await
-            .code,
-        200
+        a.warnings,
+        vec!["299 - \"mutated by the test webhook\"".to_owned()]
     );
     let a = eventually(
         async |i| send(&client, "POST", path, configmap(&format!("bad-{i}"))).await,

@@ -57,8 +57,8 @@ impl Registry {
     }
 
     /// The plugins that also see updates of the main resource: mutating
-    /// and validating webhooks, RBAC escalation checks. (Their warnings do
-    /// not reach the client yet.)
+    /// and validating webhooks, RBAC escalation checks. Their warnings
+    /// reach the client through [`super::requester::warn`].
     pub(super) async fn admit_changed_object(
         &self,
         t: &Target<'_>,
@@ -80,7 +80,9 @@ impl Registry {
         }
         self.call_webhooks(Phase::Validating, t, &call, new, &mut warnings)
             .await?;
-        self.check_rbac_escalation(t, new).await
+        self.check_rbac_escalation(t, new).await?;
+        super::requester::warn(warnings);
+        Ok(())
     }
 
     /// Webhooks on a deletion of `current` (deletes and each object of a

@@ -90,7 +90,9 @@ impl Registry {
 
 /// Adds `Warning: 299 - "..."` headers.
 pub fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
-    for warning in warnings {
+    let late = super::requester::take_warnings();
+    let late = late.iter().filter(|w| !warnings.contains(w));
+    for warning in warnings.iter().chain(late) {
         if let Ok(value) = HeaderValue::from_bytes(warning.as_bytes()) {
             response.headers_mut().append(http::header::WARNING, value);
         }

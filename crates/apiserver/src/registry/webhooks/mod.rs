@@ -14,8 +14,8 @@
 //!
 //! Not built yet: connects, `matchConditions` (CEL; a webhook
 //! with conditions is called as if they held), reinvocation after the
-//! built-in plugins, `matchPolicy: Equivalent` across versions, and the warnings of updates
-//! (only those of creates reach the client). Configurations are read from
+//! built-in plugins, `matchPolicy: Equivalent` across versions, and the
+//! warnings of deletions. Configurations are read from
 //! the watch cache as it is (like upstream's informer); webhook
 //! configurations themselves are never sent to webhooks.
 
