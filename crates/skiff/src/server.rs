@@ -52,6 +52,35 @@ pub struct ServerArgs {
     /// `name` one, `-name` not this one.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
+    #[command(flatten)]
+    pub pod_network: PodNetworkFlags,
+}
+
+/// The pod address space nodes' ranges come from (upstream's
+/// kube-controller-manager flags).
+#[derive(clap::Args, Clone)]
+pub struct PodNetworkFlags {
+    /// The cluster's pod addresses; each node gets a slice of it.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// The prefix length of each node's slice (`spec.podCIDR`).
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+}
+
+impl PodNetworkFlags {
+    /// The node IPAM settings, checked: a bad range stops the start with
+    /// a clear error instead of a controller that never assigns.
+    pub fn ipam(&self) -> anyhow::Result<skiff_controllers::node_ipam::Settings> {
+        let settings = skiff_controllers::node_ipam::Settings {
+            cluster_cidr: self.cluster_cidr.clone(),
+            node_mask: self.node_cidr_mask_size,
+        };
+        settings
+            .first_range()
+            .map_err(|e| anyhow::anyhow!("--cluster-cidr/--node-cidr-mask-size: {e}"))?;
+        Ok(settings)
+    }
 }
 
 /// `skiff controller-manager`: the controllers alone, against any API server.
@@ -71,6 +100,8 @@ pub struct ControllerManagerArgs {
     /// namespace (default: the CA of the kubeconfig).
     #[arg(long)]
     pub root_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub pod_network: PodNetworkFlags,
     /// The CA certificate (PEM) that signs approved certificate requests
     /// (node join); with `--cluster-signing-key-file`.
     #[arg(long, requires = "cluster_signing_key_file")]
@@ -152,9 +183,11 @@ fn kubeconfig_ca(path: Option<&std::path::Path>) -> Option<String> {
 /// Runs the controller manager alone until Ctrl-C.
 pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Result<()> {
     skiff_controllers::enabled_controllers(&args.controllers)?;
+    let node_ipam = args.pod_network.ipam()?;
     let client = client_from(args.kubeconfig.as_deref()).await?;
     let mut config = skiff_controllers::Config::new(client);
     config.controllers = args.controllers;
+    config.node_ipam = node_ipam;
     config.leader_elect = args.leader_elect;
     config.root_ca = match &args.root_ca_file {
         Some(path) => Some(
@@ -274,9 +307,6 @@ pub fn parse_etcd_endpoints(endpoint: &str) -> anyhow::Result<Vec<String>> {
     Ok(endpoints)
 }
 
-/// The server's own node's pod range (part of k3s's 10.42.0.0/16).
-const DEFAULT_POD_CIDR: &str = "10.42.0.0/24";
-
 /// Which components a command runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -331,6 +361,7 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
         });
         let mut config = skiff_controllers::Config::new(client);
         config.controllers = args.controllers.clone();
+        config.node_ipam = args.pod_network.ipam()?;
         let ca = data_dir.join("tls").join("ca.crt");
         let ca_pem = std::fs::read_to_string(&ca)
             .with_context(|| format!("reading the cluster CA {}", ca.display()))?;
@@ -373,9 +404,13 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
     let stop_agent = CancellationToken::new();
     let agent = if role == Role::Server && !args.disable_agent {
         let mut flags = args.agent.clone();
-        flags
-            .pod_cidr
-            .get_or_insert_with(|| DEFAULT_POD_CIDR.to_owned());
+        // The server's own node takes the first range of the cluster's.
+        let first = args
+            .pod_network
+            .ipam()?
+            .first_range()
+            .map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
+        flags.pod_cidr.get_or_insert(first);
         let (name, ip) = crate::agent::node_identity(&flags);
         let clients = crate::agent::Clients {
             kubelet: identity::client(&data_dir, &kubeconfig_path, Component::Node(&name)).await?,

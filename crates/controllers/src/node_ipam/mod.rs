@@ -38,6 +38,15 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The first node range (what a node given no other gets first).
+    pub fn first_range(&self) -> Result<String, cidrs::CidrError> {
+        Allocator::new(&self.cluster_cidr, self.node_mask)?
+            .next_free(&Default::default())
+            .ok_or_else(|| cidrs::CidrError::Invalid(self.cluster_cidr.clone()))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Kubernetes API: {0}")]
