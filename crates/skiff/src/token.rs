@@ -7,11 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::Api;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::{Api, ResourceExt};
+use skiff_controllers::bootstrap_tokens::{NAMESPACE, SECRET_TYPE, Token};
 
-const NAMESPACE: &str = "kube-system";
-const SECRET_TYPE: &str = "bootstrap.kubernetes.io/token";
 const DEFAULT_GROUP: &str = "system:bootstrappers:skiff:default-node-token";
 
 #[derive(clap::Subcommand)]
@@ -170,31 +169,22 @@ async fn list(args: KubeconfigArg) -> anyhow::Result<()> {
         "TOKEN", "EXPIRES", "USAGES"
     );
     for s in &secrets.items {
-        let field = |k: &str| {
-            s.data
-                .as_ref()
-                .and_then(|d| d.get(k))
-                .and_then(|v| String::from_utf8(v.0.clone()).ok())
-                .unwrap_or_default()
+        let Some(token) = Token::from_secret(s) else {
+            eprintln!(
+                "skipping {}: not a well-formed bootstrap token",
+                s.name_any()
+            );
+            continue;
         };
-        let usages: Vec<String> = s
-            .data
-            .iter()
-            .flatten()
-            .filter(|(k, v)| k.starts_with("usage-bootstrap-") && v.0 == b"true")
-            .map(|(k, _)| k.trim_start_matches("usage-bootstrap-").to_owned())
-            .collect();
-        let expires = field("expiration");
+        let expires = token
+            .expiration
+            .map_or_else(|| "<forever>".to_owned(), |e| e.to_string());
         println!(
             "{:<24} {:<22} {:<36} {}",
-            format!("{}.<secret>", field("token-id")),
-            if expires.is_empty() {
-                "<forever>".into()
-            } else {
-                expires
-            },
-            usages.join(","),
-            field("description")
+            format!("{}.<secret>", token.id),
+            expires,
+            token.usages.join(","),
+            token.description.unwrap_or_default()
         );
     }
     Ok(())

@@ -93,6 +93,22 @@ async fn a_node_joins_with_a_token_and_is_confined_to_its_pods() {
         listed.contains(&format!("bootstrap-token-{id}")),
         "{listed}"
     );
+    let out = skiff(&[
+        "token",
+        "list",
+        "--kubeconfig",
+        &c.kubeconfig.display().to_string(),
+    ]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{id}.<secret>")))
+        .unwrap_or_else(|| panic!("no row for {id}: {table}"));
+    assert!(row.contains("authentication,signing"), "{row}");
+    assert!(
+        !row.contains("<forever>"),
+        "the default token expires: {row}"
+    );
 
     // A pin of another CA: the node refuses to join (before sending the token).
     let wrong = format!("sha256:{}", "0".repeat(64));

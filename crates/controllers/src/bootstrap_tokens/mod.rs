@@ -24,6 +24,8 @@ pub struct Token {
     pub secret: String,
     pub expiration: Option<Timestamp>,
     pub usages: Vec<String>,
+    /// The note `skiff token create --description` left.
+    pub description: Option<String>,
 }
 
 impl Token {
@@ -58,6 +60,7 @@ impl Token {
             secret,
             expiration,
             usages,
+            description: fields.get("description").cloned(),
         })
     }
 

@@ -136,6 +136,7 @@ mod tests {
             secret: "0123456789abcdef".into(),
             expiration: expiration.map(|e| e.parse().unwrap()),
             usages: usages.iter().map(|s| s.to_string()).collect(),
+            description: None,
         }
     }
 
