@@ -1,5 +1,7 @@
-//! What a pod asks for and what a node has left, as upstream's
-//! `resource.PodRequests` and the scheduler's `NodeInfo` count them.
+//! What a pod asks for and what a node has, as upstream's
+//! `resource.PodRequests` and the scheduler's `framework.Resource` count
+//! them: cpu, memory, ephemeral-storage, the pod count and every other
+//! ("scalar": extended resources, hugepages) resource by name.
 
 use std::collections::BTreeMap;
 
@@ -8,23 +10,76 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::quantity::{milli, parse_milli};
 
-/// CPU (millicores), memory (milli-bytes) and pod count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Milli-units (cpu in millicores, bytes × 1000), the pod count as is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resources {
     pub cpu: i128,
     pub memory: i128,
+    pub ephemeral_storage: i128,
     pub pods: i128,
+    pub scalar: BTreeMap<String, i128>,
 }
 
 impl Resources {
-    fn add(&mut self, other: Resources) {
+    pub fn add(&mut self, other: &Resources) {
         self.cpu += other.cpu;
         self.memory += other.memory;
+        self.ephemeral_storage += other.ephemeral_storage;
         self.pods += other.pods;
+        for (k, v) in &other.scalar {
+            *self.scalar.entry(k.clone()).or_default() += v;
+        }
     }
-    fn max(&mut self, other: Resources) {
+
+    pub fn sub(&mut self, other: &Resources) {
+        self.cpu -= other.cpu;
+        self.memory -= other.memory;
+        self.ephemeral_storage -= other.ephemeral_storage;
+        self.pods -= other.pods;
+        for (k, v) in &other.scalar {
+            *self.scalar.entry(k.clone()).or_default() -= v;
+        }
+    }
+
+    fn max(&mut self, other: &Resources) {
         self.cpu = self.cpu.max(other.cpu);
         self.memory = self.memory.max(other.memory);
+        self.ephemeral_storage = self.ephemeral_storage.max(other.ephemeral_storage);
+        for (k, v) in &other.scalar {
+            let e = self.scalar.entry(k.clone()).or_default();
+            *e = (*e).max(*v);
+        }
+    }
+
+    /// The amount of a resource by its API name.
+    pub fn get(&self, name: &str) -> i128 {
+        match name {
+            "cpu" => self.cpu,
+            "memory" => self.memory,
+            "ephemeral-storage" => self.ephemeral_storage,
+            "pods" => self.pods * 1000,
+            other => self.scalar.get(other).copied().unwrap_or(0),
+        }
+    }
+
+    fn set(&mut self, name: &str, value: i128) {
+        match name {
+            "cpu" => self.cpu = value,
+            "memory" => self.memory = value,
+            "ephemeral-storage" => self.ephemeral_storage = value,
+            "pods" => self.pods = value / 1000,
+            other => {
+                self.scalar.insert(other.to_owned(), value);
+            }
+        }
+    }
+
+    fn from_map(map: Option<&BTreeMap<String, Quantity>>) -> Resources {
+        let mut r = Resources::default();
+        for (name, q) in map.into_iter().flatten() {
+            r.set(name, parse_milli(&q.0).unwrap_or(0));
+        }
+        r
     }
 }
 
@@ -35,32 +90,33 @@ pub const DEFAULT_MEMORY_MILLI: i128 = 200 * 1024 * 1024 * 1000;
 
 fn container_requests(c: &Container, non_zero: bool) -> Resources {
     let res = c.resources.as_ref();
+    let requests = res.and_then(|r| r.requests.as_ref());
+    let limits = res.and_then(|r| r.limits.as_ref());
     // A limit without a request stands for the request (API defaulting).
-    let get = |name: &str| -> Option<&Quantity> {
-        res.and_then(|r| r.requests.as_ref().and_then(|m| m.get(name)))
-            .or_else(|| res.and_then(|r| r.limits.as_ref().and_then(|m| m.get(name))))
-    };
-    let mut cpu = milli(get("cpu"));
-    let mut memory = milli(get("memory"));
+    let mut r = Resources::from_map(limits);
+    r.pods = 0;
+    for (name, q) in requests.into_iter().flatten() {
+        r.set(name, parse_milli(&q.0).unwrap_or(0));
+    }
     if non_zero {
-        if get("cpu").is_none() {
-            cpu = DEFAULT_MILLI_CPU;
+        let has = |name: &str| {
+            requests.is_some_and(|m| m.contains_key(name))
+                || limits.is_some_and(|m| m.contains_key(name))
+        };
+        if !has("cpu") {
+            r.cpu = DEFAULT_MILLI_CPU;
         }
-        if get("memory").is_none() {
-            memory = DEFAULT_MEMORY_MILLI;
+        if !has("memory") {
+            r.memory = DEFAULT_MEMORY_MILLI;
         }
     }
-    Resources {
-        cpu,
-        memory,
-        pods: 0,
-    }
+    r
 }
 
 /// The pod's effective request: containers (plus sidecars) summed, the
 /// max with each init container, plus overhead; `pods` is 1. With
-/// `non_zero`, containers without a request count upstream's defaults
-/// (for scoring only).
+/// `non_zero`, containers without a cpu/memory request count upstream's
+/// defaults (for scoring only).
 pub fn pod_requests(pod: &Pod, non_zero: bool) -> Resources {
     let Some(spec) = pod.spec.as_ref() else {
         return Resources {
@@ -70,26 +126,27 @@ pub fn pod_requests(pod: &Pod, non_zero: bool) -> Resources {
     };
     let mut total = Resources::default();
     for c in &spec.containers {
-        total.add(container_requests(c, non_zero));
+        total.add(&container_requests(c, non_zero));
     }
     let mut sidecars = Resources::default();
     let mut init_max = Resources::default();
     for c in spec.init_containers.iter().flatten() {
         let r = container_requests(c, non_zero);
         if c.restart_policy.as_deref() == Some("Always") {
-            sidecars.add(r);
-            total.add(r);
-            init_max.max(sidecars);
+            sidecars.add(&r);
+            total.add(&r);
+            init_max.max(&sidecars);
         } else {
-            let mut with = sidecars;
-            with.add(r);
-            init_max.max(with);
+            let mut with = sidecars.clone();
+            with.add(&r);
+            init_max.max(&with);
         }
     }
-    total.max(init_max);
+    total.max(&init_max);
     if let Some(overhead) = spec.overhead.as_ref() {
         total.cpu += milli(overhead.get("cpu"));
         total.memory += milli(overhead.get("memory"));
+        total.ephemeral_storage += milli(overhead.get("ephemeral-storage"));
     }
     total.pods = 1;
     total
@@ -98,47 +155,10 @@ pub fn pod_requests(pod: &Pod, non_zero: bool) -> Resources {
 /// `status.allocatable` (else `status.capacity`) of a node.
 pub fn allocatable(node: &Node) -> Resources {
     let status = node.status.as_ref();
-    let map: Option<&BTreeMap<String, Quantity>> = status
+    let map = status
         .and_then(|s| s.allocatable.as_ref())
         .or_else(|| status.and_then(|s| s.capacity.as_ref()));
-    let get = |name: &str| map.and_then(|m| m.get(name)).map(|q| q.0.as_str());
-    Resources {
-        cpu: get("cpu").and_then(parse_milli).unwrap_or(0),
-        memory: get("memory").and_then(parse_milli).unwrap_or(0),
-        pods: get("pods").and_then(parse_milli).unwrap_or(0) / 1000,
-    }
-}
-
-/// A node with what its pods already request.
-#[derive(Clone, Debug)]
-pub struct NodeInfo {
-    pub node: std::sync::Arc<Node>,
-    pub allocatable: Resources,
-    /// Sum of the requests of the pods on the node.
-    pub requested: Resources,
-    /// The same with upstream's non-zero defaults (for scoring).
-    pub non_zero_requested: Resources,
-}
-
-impl NodeInfo {
-    pub fn new(node: std::sync::Arc<Node>) -> Self {
-        let allocatable = allocatable(&node);
-        NodeInfo {
-            node,
-            allocatable,
-            requested: Resources::default(),
-            non_zero_requested: Resources::default(),
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        self.node.metadata.name.as_deref().unwrap_or("")
-    }
-
-    pub fn add_pod(&mut self, pod: &Pod) {
-        self.requested.add(pod_requests(pod, false));
-        self.non_zero_requested.add(pod_requests(pod, true));
-    }
+    Resources::from_map(map)
 }
 
 #[cfg(test)]
@@ -182,5 +202,22 @@ mod tests {
             ]
         }}));
         assert_eq!(pod_requests(&p, false).cpu, 170);
+    }
+
+    #[test]
+    fn extended_resources_and_ephemeral_storage() {
+        let p = pod(json!({"spec": {
+            "containers": [
+                {"name": "a", "resources": {"limits": {"example.com/gpu": "2"},
+                    "requests": {"ephemeral-storage": "1Gi"}}},
+                {"name": "b", "resources": {"requests": {"example.com/gpu": "1"}}}
+            ],
+            "initContainers": [
+                {"name": "i", "resources": {"requests": {"example.com/gpu": "4"}}}
+            ]
+        }}));
+        let r = pod_requests(&p, false);
+        assert_eq!(r.get("example.com/gpu"), 4000);
+        assert_eq!(r.ephemeral_storage, 1024 * 1024 * 1024 * 1000);
     }
 }

@@ -225,8 +225,7 @@ pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Resu
 /// Runs the scheduler alone until Ctrl-C.
 pub async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
     let client = client_from(args.kubeconfig.as_deref()).await?;
-    let mut config = skiff_scheduler::Config::new(client);
-    config.scheduler_name = args.scheduler_name;
+    let config = skiff_scheduler::Config::with_scheduler_name(client, &args.scheduler_name);
     let shutdown = CancellationToken::new();
     let mut running = tokio::spawn(skiff_scheduler::run(config, shutdown.clone()));
     tokio::select! {
