@@ -596,3 +596,6 @@ mod tests {
         assert_eq!(num_feasible_nodes_to_find(Some(1), 5000), 100);
     }
 }
+
+#[cfg(test)]
+mod cycle_tests;

@@ -102,3 +102,36 @@ impl Plugin for BalancedAllocation {
         Ok(self.score_node(want, node))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::testing::{node, pod, pod_with, scores, with_pods};
+    use serde_json::json;
+
+    #[test]
+    fn even_use_scores_higher() {
+        let plugin = BalancedAllocation::new(Args::default());
+        let nodes = vec![
+            // cpu 3/4 = .75, memory 2/8 = .25 → std .25 → 75
+            with_pods(node("a", json!({})), vec![pod_with("x", "2", "0")]),
+            // cpu 1/4, memory 2/8 → 100
+            node("b", json!({})),
+        ];
+        assert_eq!(
+            scores(&plugin, &pod_with("p", "1", "2Gi"), nodes),
+            vec![75, 100]
+        );
+        // Fractions above 1 count as 1.
+        let over = vec![with_pods(
+            node("a", json!({})),
+            vec![pod_with("x", "8", "0")],
+        )];
+        assert_eq!(scores(&plugin, &pod_with("p", "1", "2Gi"), over), vec![62]);
+        // A best-effort pod skips the plugin.
+        assert_eq!(
+            scores(&plugin, &pod("p", json!({})), vec![node("a", json!({}))]),
+            vec![0]
+        );
+    }
+}

@@ -10,6 +10,8 @@ pub mod node_resources_fit;
 pub mod node_unschedulable;
 pub mod scheduling_gates;
 pub mod taint_toleration;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::Arc;
 

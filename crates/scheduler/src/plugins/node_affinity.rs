@@ -211,3 +211,110 @@ impl Plugin for NodeAffinity {
         Status::success()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::testing::{filter, node, pod, scores};
+    use serde_json::json;
+
+    fn required(exprs: serde_json::Value) -> serde_json::Value {
+        json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchExpressions": exprs}]}}}})
+    }
+
+    #[test]
+    fn operators() {
+        let n = node(
+            "a",
+            json!({"metadata": {"labels": {"zone": "z1", "cores": "8"}}}),
+        );
+        let cases = [
+            (json!({"nodeSelector": {"zone": "z1"}}), true),
+            (json!({"nodeSelector": {"zone": "z2"}}), false),
+            (
+                required(json!([{"key": "zone", "operator": "In", "values": ["z1", "z2"]}])),
+                true,
+            ),
+            (
+                required(json!([{"key": "zone", "operator": "NotIn", "values": ["z1"]}])),
+                false,
+            ),
+            (
+                required(json!([{"key": "gpu", "operator": "NotIn", "values": ["x"]}])),
+                true,
+            ),
+            (
+                required(json!([{"key": "zone", "operator": "Exists"}])),
+                true,
+            ),
+            (
+                required(json!([{"key": "zone", "operator": "DoesNotExist"}])),
+                false,
+            ),
+            (
+                required(json!([{"key": "cores", "operator": "Gt", "values": ["4"]}])),
+                true,
+            ),
+            (
+                required(json!([{"key": "cores", "operator": "Lt", "values": ["4"]}])),
+                false,
+            ),
+            (
+                required(json!([{"key": "cores", "operator": "Gt", "values": ["x"]}])),
+                false,
+            ),
+            (required(json!([])), false),
+        ];
+        for (spec, fits) in cases {
+            let s = filter(&NodeAffinity, &pod("p", spec.clone()), &n);
+            assert_eq!(s.is_success(), fits, "{spec}: {s:?}");
+            if !fits && s.reasons != [ERR_CONFLICT] {
+                assert_eq!(s.reasons, vec![ERR_REASON.to_owned()]);
+            }
+        }
+    }
+
+    #[test]
+    fn match_fields_narrow_the_nodes_in_pre_filter() {
+        let p = pod(
+            "ds",
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                {"nodeSelectorTerms": [{"matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": ["b"]}]}]}}}}),
+        );
+        let snapshot = Snapshot::from_nodes(vec![node("a", json!({})), node("b", json!({}))]);
+        let mut state = CycleState::default();
+        let names = NodeAffinity
+            .pre_filter(&mut state, &p, &snapshot)
+            .expect("a result");
+        assert_eq!(names, Some(HashSet::from(["b".to_owned()])));
+        let plain = pod("p", json!({}));
+        assert!(
+            NodeAffinity
+                .pre_filter(&mut state, &plain, &snapshot)
+                .is_err_and(|s| s.is_skip())
+        );
+    }
+
+    #[test]
+    fn preferred_weights_normalized() {
+        let p = pod(
+            "p",
+            json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 2, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z1"]}]}},
+                {"weight": 6, "preference": {"matchExpressions": [{"key": "ssd", "operator": "Exists"}]}}
+            ]}}}),
+        );
+        let nodes = vec![
+            node("a", json!({"metadata": {"labels": {"zone": "z1"}}})),
+            node(
+                "b",
+                json!({"metadata": {"labels": {"zone": "z1", "ssd": "y"}}}),
+            ),
+            node("c", json!({})),
+        ];
+        // raw 2, 8, 0 → ×100/8
+        assert_eq!(scores(&NodeAffinity, &p, nodes), vec![25, 100, 0]);
+    }
+}

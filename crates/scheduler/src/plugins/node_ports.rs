@@ -55,3 +55,38 @@ impl Plugin for NodePorts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::testing::{filter, node, pod, with_pods};
+    use serde_json::json;
+
+    fn port(host_ip: Option<&str>, protocol: &str, port: i32) -> serde_json::Value {
+        json!({"containers": [{"name": "c", "image": "i", "ports": [
+            {"containerPort": 80, "hostPort": port, "hostIP": host_ip, "protocol": protocol}]}]})
+    }
+
+    #[test]
+    fn conflicts_as_upstream() {
+        let busy = with_pods(
+            node("a", json!({})),
+            vec![pod("old", port(Some("10.0.0.1"), "TCP", 8080))],
+        );
+        let cases = [
+            (port(None, "TCP", 8080), false),
+            (port(Some("10.0.0.1"), "TCP", 8080), false),
+            (port(Some("10.0.0.2"), "TCP", 8080), true),
+            (port(None, "UDP", 8080), true),
+            (port(None, "TCP", 8081), true),
+            (json!({}), true),
+        ];
+        for (spec, fits) in cases {
+            let s = filter(&NodePorts, &pod("p", spec.clone()), &busy);
+            assert_eq!(s.is_success(), fits, "{spec}");
+            if !fits {
+                assert_eq!(s.reasons, vec![ERR_REASON.to_owned()]);
+            }
+        }
+    }
+}

@@ -386,3 +386,140 @@ impl Plugin for NodeResourcesFit {
         Ok(self.score_node(want, node))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::Code;
+    use crate::plugins::testing::{filter, node, pod, pod_with, scores, with_pods};
+    use serde_json::json;
+
+    fn fit(args: serde_json::Value) -> NodeResourcesFit {
+        NodeResourcesFit::new(serde_json::from_value(args).expect("args")).expect("valid")
+    }
+
+    #[test]
+    fn filter_reasons() {
+        let n = with_pods(
+            node(
+                "a",
+                json!({"status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "2",
+                    "ephemeral-storage": "10Gi", "example.com/gpu": "1"}}}),
+            ),
+            vec![pod_with("old", "1500m", "1Gi")],
+        );
+        let plugin = fit(json!({}));
+        let cases: Vec<(Pod, Vec<&str>, Code)> = vec![
+            (pod_with("p", "500m", "3Gi"), vec![], Code::Success),
+            (
+                pod_with("p", "600m", "1Gi"),
+                vec!["Insufficient cpu"],
+                Code::Unschedulable,
+            ),
+            (
+                pod_with("p", "600m", "4Gi"),
+                vec!["Insufficient cpu", "Insufficient memory"],
+                Code::Unschedulable,
+            ),
+            // More than the node has at all: preemption cannot help.
+            (
+                pod_with("p", "3", "1Gi"),
+                vec!["Insufficient cpu"],
+                Code::UnschedulableAndUnresolvable,
+            ),
+            (
+                pod(
+                    "p",
+                    json!({"containers": [{"name": "c", "image": "i",
+                    "resources": {"limits": {"example.com/gpu": "2"}}}]}),
+                ),
+                vec!["Insufficient example.com/gpu"],
+                Code::UnschedulableAndUnresolvable,
+            ),
+            (
+                pod(
+                    "p",
+                    json!({"containers": [{"name": "c", "image": "i",
+                    "resources": {"requests": {"ephemeral-storage": "11Gi"}}}]}),
+                ),
+                vec!["Insufficient ephemeral-storage"],
+                Code::UnschedulableAndUnresolvable,
+            ),
+            // Init containers: the max of init and the sum of containers.
+            (
+                pod(
+                    "p",
+                    json!({"containers": [{"name": "c", "image": "i",
+                    "resources": {"requests": {"cpu": "100m"}}}],
+                    "initContainers": [{"name": "i", "image": "i",
+                    "resources": {"requests": {"cpu": "1"}}}]}),
+                ),
+                vec!["Insufficient cpu"],
+                Code::Unschedulable,
+            ),
+        ];
+        for (p, reasons, code) in cases {
+            let s = filter(&plugin, &p, &n);
+            assert_eq!(s.code, code, "{:?}", p.spec);
+            assert_eq!(s.reasons, reasons, "{:?}", p.spec);
+        }
+        let full = with_pods(n, vec![pod_with("other", "0", "0")]);
+        assert_eq!(
+            filter(&plugin, &pod_with("p", "0", "0"), &full).reasons,
+            vec!["Too many pods"]
+        );
+        let ignoring = fit(json!({"ignoredResourceGroups": ["example.com"]}));
+        let gpu = pod(
+            "p",
+            json!({"containers": [{"name": "c", "image": "i",
+            "resources": {"limits": {"example.com/gpu": "2"}}}]}),
+        );
+        assert!(filter(&ignoring, &gpu, &node("b", json!({}))).is_success());
+    }
+
+    #[test]
+    fn scoring_strategies() {
+        let nodes = || {
+            vec![
+                with_pods(node("a", json!({})), vec![pod_with("x", "2", "4Gi")]),
+                node("b", json!({})),
+            ]
+        };
+        let p = pod_with("p", "1", "2Gi");
+        // 4 cpu, 8Gi: a has 3/4 and 6/8 used with the pod, b 1/4 and 2/8.
+        assert_eq!(scores(&fit(json!({})), &p, nodes()), vec![25, 75]);
+        let most = fit(json!({"scoringStrategy": {"type": "MostAllocated"}}));
+        assert_eq!(scores(&most, &p, nodes()), vec![75, 25]);
+        let weighted = fit(json!({"scoringStrategy": {"type": "LeastAllocated",
+            "resources": [{"name": "cpu", "weight": 3}, {"name": "memory", "weight": 1}]}}));
+        assert_eq!(scores(&weighted, &p, nodes()), vec![25, 75]);
+        // Bin packing shape: utilization 0 → 0, 100 → 10 (×10).
+        let ratio = fit(
+            json!({"scoringStrategy": {"type": "RequestedToCapacityRatio",
+            "requestedToCapacityRatio": {"shape": [
+                {"utilization": 0, "score": 0}, {"utilization": 100, "score": 10}]}}}),
+        );
+        assert_eq!(scores(&ratio, &p, nodes()), vec![75, 25]);
+        // A pod without requests counts upstream's 100m / 200Mi defaults.
+        let empty = pod("p", json!({}));
+        let fresh = vec![node(
+            "a",
+            json!({"status": {"allocatable": {"cpu": "1", "memory": "1000Mi"}}}),
+        )];
+        assert_eq!(scores(&fit(json!({})), &empty, fresh), vec![(90 + 80) / 2]);
+    }
+
+    #[test]
+    fn bad_args_are_refused() {
+        let bad = |v: serde_json::Value| {
+            NodeResourcesFit::new(serde_json::from_value(v).expect("shape")).is_err()
+        };
+        assert!(bad(json!({"scoringStrategy": {"type": "Random"}})));
+        assert!(bad(
+            json!({"scoringStrategy": {"type": "RequestedToCapacityRatio"}})
+        ));
+        assert!(bad(
+            json!({"scoringStrategy": {"resources": [{"name": "cpu", "weight": 0}]}})
+        ));
+    }
+}

@@ -110,3 +110,86 @@ impl Plugin for TaintToleration {
         Status::success()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::Code;
+    use crate::plugins::testing::{filter, node, pod, scores};
+    use serde_json::json;
+
+    #[test]
+    fn filter_verdicts() {
+        let tainted = node(
+            "a",
+            json!({"spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}}),
+        );
+        let cases = [
+            (
+                json!({}),
+                Some("node(s) had untolerated taint {dedicated: gpu}"),
+            ),
+            (
+                json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu"}]}),
+                None,
+            ),
+            (
+                json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "cpu"}]}),
+                Some("node(s) had untolerated taint {dedicated: gpu}"),
+            ),
+            (
+                json!({"tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]}),
+                None,
+            ),
+            (
+                json!({"tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoExecute"}]}),
+                Some("node(s) had untolerated taint {dedicated: gpu}"),
+            ),
+            (json!({"tolerations": [{"operator": "Exists"}]}), None),
+        ];
+        for (spec, want) in cases {
+            let s = filter(&TaintToleration, &pod("p", spec.clone()), &tainted);
+            match want {
+                None => assert!(s.is_success(), "{spec}: {s:?}"),
+                Some(reason) => {
+                    assert_eq!(s.code, Code::UnschedulableAndUnresolvable, "{spec}");
+                    assert_eq!(s.reasons, vec![reason.to_owned()], "{spec}");
+                }
+            }
+        }
+        let soft = node(
+            "b",
+            json!({"spec": {"taints": [{"key": "k", "effect": "PreferNoSchedule"}]}}),
+        );
+        assert!(filter(&TaintToleration, &pod("p", json!({})), &soft).is_success());
+    }
+
+    #[test]
+    fn prefer_no_schedule_scores_reversed() {
+        let nodes = vec![
+            node("a", json!({})),
+            node(
+                "b",
+                json!({"spec": {"taints": [{"key": "k", "effect": "PreferNoSchedule"}]}}),
+            ),
+            node(
+                "c",
+                json!({"spec": {"taints": [
+                    {"key": "k", "effect": "PreferNoSchedule"},
+                    {"key": "l", "effect": "PreferNoSchedule"}]}}),
+            ),
+        ];
+        assert_eq!(
+            scores(&TaintToleration, &pod("p", json!({})), nodes.clone()),
+            vec![100, 50, 0]
+        );
+        let tolerant = pod(
+            "p",
+            json!({"tolerations": [{"key": "k", "operator": "Exists"}]}),
+        );
+        assert_eq!(
+            scores(&TaintToleration, &tolerant, nodes),
+            vec![100, 100, 0]
+        );
+    }
+}
