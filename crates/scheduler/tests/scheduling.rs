@@ -294,3 +294,128 @@ async fn least_allocated_spreads_pods() {
     stop.cancel();
     server.stop().await;
 }
+
+fn start_with(config: skiff_scheduler::Config) -> CancellationToken {
+    let token = CancellationToken::new();
+    tokio::spawn({
+        let token = token.clone();
+        async move { skiff_scheduler::run(config, token).await.unwrap() }
+    });
+    token
+}
+
+/// A second profile that packs pods (MostAllocated).
+fn packer() -> skiff_scheduler::Framework {
+    let mut fw = skiff_scheduler::Framework::new("packer");
+    for (name, weight) in skiff_scheduler::plugins::DEFAULT_PLUGINS {
+        let args = (*name == "NodeResourcesFit")
+            .then(|| json!({"scoringStrategy": {"type": "MostAllocated"}}));
+        let Ok(plugin) = skiff_scheduler::plugins::new_plugin(name, args.as_ref()) else {
+            continue;
+        };
+        fw.enable_all(plugin, *weight).unwrap();
+    }
+    fw
+}
+
+#[tokio::test]
+async fn profiles_are_chosen_by_scheduler_name_and_other_schedulers_pods_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let client = server.client.clone();
+    create_node(&client, "a", "4", "8Gi", json!({}), json!([])).await;
+    create_node(&client, "b", "4", "8Gi", json!({}), json!([])).await;
+    let mut config = skiff_scheduler::Config::new(client.clone());
+    config.profiles.push(std::sync::Arc::new(packer()));
+    let stop = start_with(config);
+
+    create_pod(&client, "first", "1", json!({"schedulerName": "packer"})).await;
+    let first = wait_bound(&client, "first").await;
+    // MostAllocated puts the next one beside it; LeastAllocated would not.
+    create_pod(&client, "second", "1", json!({"schedulerName": "packer"})).await;
+    assert_eq!(wait_bound(&client, "second").await, first);
+    create_pod(&client, "spread", "1", json!({})).await;
+    assert_ne!(wait_bound(&client, "spread").await, first);
+
+    create_pod(
+        &client,
+        "foreign",
+        "100m",
+        json!({"schedulerName": "someone-else"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(node_of(&client, "foreign").await, None);
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let about_foreign = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some("foreign"))
+        .count();
+    assert_eq!(about_foreign, 0, "no scheduler of ours touched it");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn gated_pods_wait_and_host_ports_do_not_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let client = server.client.clone();
+    create_node(&client, "only", "4", "8Gi", json!({}), json!([])).await;
+    let stop = start_scheduler(client.clone());
+
+    create_pod(
+        &client,
+        "gated",
+        "100m",
+        json!({"schedulingGates": [{"name": "example.com/wait"}]}),
+    )
+    .await;
+    let port = |n: &str| {
+        json!({"containers": [{"name": n, "image": "nginx",
+            "ports": [{"containerPort": 80, "hostPort": 8080}]}]})
+    };
+    create_pod(&client, "port-1", "100m", port("c")).await;
+    assert_eq!(wait_bound(&client, "port-1").await, "only");
+    create_pod(&client, "port-2", "100m", port("c")).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    eventually("port-2 reported unschedulable", || {
+        let pods = pods.clone();
+        async move {
+            let Ok(p) = pods.get("port-2").await else { return false };
+            p.status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| {
+                    c.type_ == "PodScheduled"
+                        && c.message.as_deref().is_some_and(|m| {
+                            m.starts_with("0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.")
+                        })
+                })
+        }
+    })
+    .await;
+    assert_eq!(node_of(&client, "gated").await, None);
+    // Removing the gate lets it through.
+    pods.patch(
+        "gated",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"schedulingGates": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wait_bound(&client, "gated").await, "only");
+    // Freeing the port lets the second one in.
+    pods.delete(
+        "port-1",
+        &kube::api::DeleteParams::default().grace_period(0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wait_bound(&client, "port-2").await, "only");
+    stop.cancel();
+}

@@ -389,6 +389,25 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value, errs: &mut Vec<Field
             ));
         }
     }
+    // schedulingGates: gates may only be removed (upstream's rule for
+    // releasing a gated pod).
+    let gate_names = |spec: &Value| -> Vec<String> {
+        spec.get("schedulingGates")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    };
+    let old_gates = gate_names(old_spec);
+    for name in gate_names(new_spec) {
+        if !old_gates.contains(&name) {
+            errs.push(FieldError::forbidden(
+                &at.child("schedulingGates"),
+                format!("only deletion is allowed, but found new scheduling gate '{name}'"),
+            ));
+        }
+    }
 
     let mut munged = new_spec.clone();
     for key in ["containers", "initContainers"] {
@@ -404,7 +423,7 @@ pub(crate) fn validate_pod_update(new: &Value, old: &Value, errs: &mut Vec<Field
         }
     }
     if let Some(m) = munged.as_object_mut() {
-        for key in ["activeDeadlineSeconds", "tolerations"] {
+        for key in ["activeDeadlineSeconds", "tolerations", "schedulingGates"] {
             match old_spec.get(key) {
                 Some(v) => m.insert(key.into(), v.clone()),
                 None => m.remove(key),
@@ -665,6 +684,25 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert!(e[0].starts_with("spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"));
         assert!(e[0].contains("spec.restartPolicy"));
+    }
+
+    #[test]
+    fn scheduling_gates_may_only_be_removed() {
+        let old = json!({"containers": [{"name": "a", "image": "x"}],
+            "schedulingGates": [{"name": "a"}, {"name": "b"}]});
+        let fewer = json!({"containers": [{"name": "a", "image": "x"}],
+            "schedulingGates": [{"name": "b"}]});
+        assert!(update(old.clone(), fewer).is_empty());
+        let none = json!({"containers": [{"name": "a", "image": "x"}]});
+        assert!(update(old.clone(), none).is_empty());
+        let more = json!({"containers": [{"name": "a", "image": "x"}],
+            "schedulingGates": [{"name": "a"}, {"name": "c"}]});
+        assert_eq!(
+            update(old, more),
+            vec![
+                "spec.schedulingGates: Forbidden: only deletion is allowed, but found new scheduling gate 'c'"
+            ]
+        );
     }
 
     #[test]
