@@ -400,6 +400,15 @@ async fn gated_pods_wait_and_host_ports_do_not_collide() {
     })
     .await;
     assert_eq!(node_of(&client, "gated").await, None);
+    let gated = pods.get("gated").await.unwrap();
+    let reason = gated
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "PodScheduled")
+        .and_then(|c| c.reason);
+    assert_eq!(reason.as_deref(), Some("SchedulingGated"));
     // Removing the gate lets it through.
     pods.patch(
         "gated",

@@ -62,6 +62,22 @@ pub fn prepare_for_create(r: &ResourceInfo, obj: &mut Value) {
         ("", "Pod") => {
             let qos = qos_class(obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+            // A gated pod says why it is not scheduled (upstream's
+            // applySchedulingGatedCondition).
+            let gated = obj
+                .pointer("/spec/schedulingGates")
+                .and_then(Value::as_array)
+                .is_some_and(|g| !g.is_empty());
+            if gated {
+                obj["status"]["conditions"] = json!([{
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "SchedulingGated",
+                    "message": "Scheduling is blocked due to non-empty scheduling gates",
+                    "lastProbeTime": null,
+                    "lastTransitionTime": crate::object::now_rfc3339(),
+                }]);
+            }
         }
         ("", "Namespace") => {
             obj["status"] = json!({"phase": "Active"});
