@@ -12,6 +12,7 @@
 //! `FailedScheduling` Event, and is retried with backoff when the cluster
 //! changes.
 
+pub mod config;
 pub mod filters;
 pub mod quantity;
 pub mod queue;
