@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod filters;
+pub mod metrics;
 pub mod quantity;
 pub mod queue;
 pub mod resources;
