@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod filters;
+pub mod leader;
 pub mod metrics;
 pub mod quantity;
 pub mod queue;
