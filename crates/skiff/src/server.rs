@@ -118,10 +118,27 @@ pub struct SchedulerArgs {
     /// `~/.kube/config`, or in-cluster).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Pods with this `spec.schedulerName` are scheduled (and, for the
-    /// default, pods that name none).
-    #[arg(long, default_value = skiff_scheduler::DEFAULT_SCHEDULER_NAME)]
-    pub scheduler_name: String,
+    /// A KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1,
+    /// YAML or JSON): profiles, plugins, plugin args, leader election.
+    /// Without it, upstream's defaults (one `default-scheduler` profile).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Take part in leader election (Lease kube-system/kube-scheduler,
+    /// or the file's `leaderElection`); overrides the file's
+    /// `leaderElect` when given. Default: true.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub leader_elect: Option<bool>,
+    /// Address of the /metrics, /healthz, /livez and /readyz endpoint.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_address: std::net::IpAddr,
+    /// Port of that endpoint (upstream's 10259; 0 disables it). Plain
+    /// HTTP, not HTTPS as upstream: bind it to a local address.
+    #[arg(long, default_value_t = 10259)]
+    pub secure_port: u16,
+    /// Deprecated (as upstream): the name of the single profile; name
+    /// profiles in `--config` instead.
+    #[arg(long, conflicts_with = "config")]
+    pub scheduler_name: Option<String>,
 }
 
 /// A client from a kubeconfig file, or the usual inference without one.
@@ -222,13 +239,64 @@ pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Resu
     Ok(())
 }
 
-/// Runs the scheduler alone until Ctrl-C.
+/// Runs the scheduler alone until Ctrl-C: the configuration (file or
+/// upstream's defaults), the metrics/health endpoint, and the scheduling
+/// loop while holding the lease (losing it ends the process with an error,
+/// as upstream's kube-scheduler exits).
 pub async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
+    use skiff_scheduler::config::SchedulerConfig;
+    let mut scheduler_config = match &args.config {
+        Some(path) => SchedulerConfig::from_file(path)?,
+        None => SchedulerConfig::default(),
+    };
+    if let (Some(name), Some(profile)) =
+        (&args.scheduler_name, scheduler_config.profiles.first_mut())
+    {
+        profile.scheduler_name.clone_from(name);
+    }
+    if let Some(elect) = args.leader_elect {
+        scheduler_config.leader_election.leader_elect = elect;
+    }
     let client = client_from(args.kubeconfig.as_deref()).await?;
-    let mut config = skiff_scheduler::Config::new(client);
-    config.scheduler_name = args.scheduler_name;
+    let metrics = skiff_scheduler::metrics::Metrics::new();
     let shutdown = CancellationToken::new();
-    let mut running = tokio::spawn(skiff_scheduler::run(config, shutdown.clone()));
+    let mut endpoint = if args.secure_port == 0 {
+        None
+    } else {
+        let addr = std::net::SocketAddr::new(args.bind_address, args.secure_port);
+        Some(tokio::spawn(skiff_scheduler::metrics::serve(
+            addr,
+            metrics.clone(),
+            || true,
+            shutdown.clone(),
+        )))
+    };
+    let mut config = skiff_scheduler::Config::new(client.clone());
+    // TODO(merge): the framework's Config takes the resolved profiles and
+    // the metrics: `config.scheduler_config = scheduler_config.clone();
+    // config.metrics = metrics.clone();` (then drop this name copy).
+    config.scheduler_name = scheduler_config.profiles.first().map_or_else(
+        || skiff_scheduler::DEFAULT_SCHEDULER_NAME.to_owned(),
+        |p| p.scheduler_name.clone(),
+    );
+    let election = scheduler_config.leader_election.clone();
+    let identity = skiff_scheduler::leader::identity();
+    tracing::info!(%identity, leader_elect = election.leader_elect, "scheduler starting");
+    let mut running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            skiff_scheduler::leader::run_elected(client, &election, identity, shutdown, |token| {
+                skiff_scheduler::run(config, token)
+            })
+            .await
+        }
+    });
+    let endpoint_failed = async {
+        match endpoint.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         () = wait_for_signal() => {
             tracing::info!("shutting down");
@@ -236,7 +304,12 @@ pub async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
             (&mut running).await??;
         }
         result = &mut running => result??,
+        result = endpoint_failed => {
+            shutdown.cancel();
+            result?.with_context(|| format!("serving metrics on {}:{}", args.bind_address, args.secure_port))?;
+        }
     }
+    shutdown.cancel();
     Ok(())
 }
 
