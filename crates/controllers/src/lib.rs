@@ -27,7 +27,7 @@ pub mod endpointslice;
 pub mod events;
 pub mod garbage_collector;
 pub mod job;
-pub mod leader_election;
+pub use skiff_leaderelection as leader_election;
 pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
@@ -186,13 +186,7 @@ impl Config {
 
 /// `<hostname>_<uuid>`, as upstream names lease holders.
 pub fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "skiff".to_owned());
-    format!("{host}_{}", uuid::Uuid::new_v4())
+    leader_election::default_identity()
 }
 
 #[derive(Debug, thiserror::Error)]

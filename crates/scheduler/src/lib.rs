@@ -16,7 +16,10 @@
 //! a cluster event that may change that.
 
 pub mod cache;
+pub mod config;
 pub mod framework;
+pub mod leader;
+pub mod metrics;
 pub mod plugins;
 pub mod quantity;
 pub mod queue;
@@ -44,6 +47,8 @@ pub struct Config {
     pub profiles: Vec<Arc<Framework>>,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// Where attempts, latencies and queue sizes are counted.
+    pub metrics: metrics::Metrics,
 }
 
 impl Config {
@@ -59,7 +64,29 @@ impl Config {
             profiles: vec![Arc::new(plugins::default_framework(name))],
             initial_backoff: queue::INITIAL_BACKOFF,
             max_backoff: queue::MAX_BACKOFF,
+            metrics: metrics::Metrics::new(),
         }
+    }
+
+    /// The profiles, backoff and metrics of a resolved configuration
+    /// (`--config`); an error names a plugin that cannot be built.
+    pub fn from_config(
+        client: kube::Client,
+        config: &config::SchedulerConfig,
+        metrics: metrics::Metrics,
+    ) -> Result<Self, String> {
+        let profiles = config
+            .profiles
+            .iter()
+            .map(|p| plugins::framework_for(p, config.percentage_of_nodes_to_score).map(Arc::new))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Config {
+            client,
+            profiles,
+            initial_backoff: config.pod_initial_backoff,
+            max_backoff: config.pod_max_backoff,
+            metrics,
+        })
     }
 
     /// The profile `pod` asks for, if it is one of ours.

@@ -193,6 +193,13 @@ impl Queue {
         self.entries.contains_key(key)
     }
 
+    /// Popped and not yet done or failed (being scheduled or bound).
+    pub fn in_flight(&self, key: &str) -> bool {
+        self.entries
+            .get(key)
+            .is_some_and(|e| e.place == Where::InFlight)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -118,10 +118,27 @@ pub struct SchedulerArgs {
     /// `~/.kube/config`, or in-cluster).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Pods with this `spec.schedulerName` are scheduled (and, for the
-    /// default, pods that name none).
-    #[arg(long, default_value = skiff_scheduler::DEFAULT_SCHEDULER_NAME)]
-    pub scheduler_name: String,
+    /// A KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1,
+    /// YAML or JSON): profiles, plugins, plugin args, leader election.
+    /// Without it, upstream's defaults (one `default-scheduler` profile).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Take part in leader election (Lease kube-system/kube-scheduler,
+    /// or the file's `leaderElection`); overrides the file's
+    /// `leaderElect` when given. Default: true.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub leader_elect: Option<bool>,
+    /// Address of the /metrics, /healthz, /livez and /readyz endpoint.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_address: std::net::IpAddr,
+    /// Port of that endpoint (upstream's 10259; 0 disables it). Plain
+    /// HTTP, not HTTPS as upstream: bind it to a local address.
+    #[arg(long, default_value_t = 10259)]
+    pub secure_port: u16,
+    /// Deprecated (as upstream): the name of the single profile; name
+    /// profiles in `--config` instead.
+    #[arg(long, conflicts_with = "config")]
+    pub scheduler_name: Option<String>,
 }
 
 /// A client from a kubeconfig file, or the usual inference without one.
@@ -222,12 +239,58 @@ pub async fn run_controller_manager(args: ControllerManagerArgs) -> anyhow::Resu
     Ok(())
 }
 
-/// Runs the scheduler alone until Ctrl-C.
+/// Runs the scheduler alone until Ctrl-C: the configuration (file or
+/// upstream's defaults), the metrics/health endpoint, and the scheduling
+/// loop while holding the lease (losing it ends the process with an error,
+/// as upstream's kube-scheduler exits).
 pub async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
+    use skiff_scheduler::config::SchedulerConfig;
+    let mut scheduler_config = match &args.config {
+        Some(path) => SchedulerConfig::from_file(path)?,
+        None => SchedulerConfig::default(),
+    };
+    if let (Some(name), Some(profile)) =
+        (&args.scheduler_name, scheduler_config.profiles.first_mut())
+    {
+        profile.scheduler_name.clone_from(name);
+    }
+    if let Some(elect) = args.leader_elect {
+        scheduler_config.leader_election.leader_elect = elect;
+    }
     let client = client_from(args.kubeconfig.as_deref()).await?;
-    let config = skiff_scheduler::Config::with_scheduler_name(client, &args.scheduler_name);
+    let metrics = skiff_scheduler::metrics::Metrics::new();
     let shutdown = CancellationToken::new();
-    let mut running = tokio::spawn(skiff_scheduler::run(config, shutdown.clone()));
+    let mut endpoint = if args.secure_port == 0 {
+        None
+    } else {
+        let addr = std::net::SocketAddr::new(args.bind_address, args.secure_port);
+        Some(tokio::spawn(skiff_scheduler::metrics::serve(
+            addr,
+            metrics.clone(),
+            || true,
+            shutdown.clone(),
+        )))
+    };
+    let config = skiff_scheduler::Config::from_config(client.clone(), &scheduler_config, metrics)
+        .map_err(anyhow::Error::msg)?;
+    let election = scheduler_config.leader_election.clone();
+    let identity = skiff_scheduler::leader::identity();
+    tracing::info!(%identity, leader_elect = election.leader_elect, "scheduler starting");
+    let mut running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            skiff_scheduler::leader::run_elected(client, &election, identity, shutdown, |token| {
+                skiff_scheduler::run(config, token)
+            })
+            .await
+        }
+    });
+    let endpoint_failed = async {
+        match endpoint.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         () = wait_for_signal() => {
             tracing::info!("shutting down");
@@ -235,7 +298,12 @@ pub async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
             (&mut running).await??;
         }
         result = &mut running => result??,
+        result = endpoint_failed => {
+            shutdown.cancel();
+            result?.with_context(|| format!("serving metrics on {}:{}", args.bind_address, args.secure_port))?;
+        }
     }
+    shutdown.cancel();
     Ok(())
 }
 
@@ -351,11 +419,33 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
             identity::client(&data_dir, &kubeconfig_path, Component::Scheduler).await?;
         let client =
             identity::client(&data_dir, &kubeconfig_path, Component::ControllerManager).await?;
-        let scheduler = skiff_scheduler::Config::new(scheduler_client);
+        let scheduler = skiff_scheduler::Config::new(scheduler_client.clone());
         let token = stop_controllers.clone();
+        // Servers sharing an etcd take turns (Lease kube-system/
+        // kube-scheduler); one that loses the lease stands again.
         tokio::spawn(async move {
-            if let Err(e) = skiff_scheduler::run(scheduler, token).await {
-                tracing::error!(error = %e, "scheduler stopped");
+            let election = skiff_scheduler::config::LeaderElectionConfig::default();
+            let identity = skiff_scheduler::leader::identity();
+            loop {
+                let config = scheduler.clone();
+                let result = skiff_scheduler::leader::run_elected(
+                    scheduler_client.clone(),
+                    &election,
+                    identity.clone(),
+                    token.clone(),
+                    |term| skiff_scheduler::run(config, term),
+                )
+                .await;
+                match result {
+                    Ok(()) => break,
+                    Err(skiff_scheduler::leader::LeaderError::Lost) => {
+                        tracing::warn!("scheduler lost its lease; standing again");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "scheduler stopped");
+                        break;
+                    }
+                }
             }
         });
         let mut config = skiff_controllers::Config::new(client);

@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::framework::{Framework, Plugin};
+use crate::config::{EXTENSION_POINTS, ProfileConfig};
+use crate::framework::{ExtensionPoint, Framework, Plugin};
 
 /// Upstream's default plugins (multiPoint, v1.33) that skiff has, in
 /// order, with their Score weights.
@@ -83,4 +84,40 @@ pub fn default_framework(name: &str) -> Framework {
         }
     }
     fw
+}
+
+/// The framework of a configured profile: one instance per plugin (with
+/// its args), enabled at each point in the configured order.
+pub fn framework_for(
+    profile: &ProfileConfig,
+    percentage: Option<u32>,
+) -> Result<Framework, String> {
+    let mut fw = Framework::new(profile.scheduler_name.as_str());
+    fw.percentage_of_nodes_to_score = profile
+        .percentage_of_nodes_to_score
+        .or(percentage)
+        .filter(|&p| p > 0);
+    let mut instances: std::collections::HashMap<&str, Arc<dyn Plugin>> =
+        std::collections::HashMap::new();
+    for point_name in EXTENSION_POINTS {
+        let Some(point) = ExtensionPoint::ALL
+            .into_iter()
+            .find(|p| p.config_name() == point_name)
+        else {
+            continue;
+        };
+        for r in profile.points.get(point_name).into_iter().flatten() {
+            let plugin = match instances.get(r.name.as_str()) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = new_plugin(&r.name, profile.plugin_args.get(&r.name))?;
+                    instances.insert(r.name.as_str(), p.clone());
+                    p
+                }
+            };
+            fw.enable(plugin, point, r.weight.max(1))
+                .map_err(|e| format!("profile {:?}: {e}", profile.scheduler_name))?;
+        }
+    }
+    Ok(fw)
 }

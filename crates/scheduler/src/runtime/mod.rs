@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::Cache;
 use crate::framework::node_info::{pod_key, pod_priority};
 use crate::framework::{ClusterEvent, CycleState, Framework, ScheduleError};
+use crate::metrics::AttemptResult;
 use crate::queue::Queue;
 use crate::{Config, Error, is_unscheduled};
 
@@ -120,6 +121,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         relist_nodes: None,
     };
     let mut synced = [false; 4];
+    let mut gauges = tokio::time::interval(Duration::from_secs(1));
     loop {
         let ready = synced.iter().all(|&x| x);
         let wake = s
@@ -150,6 +152,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
                 Err(e) => tracing::warn!(error = %e, "PodDisruptionBudget watch failed; retrying"),
             },
             Some(outcome) = bound_rx.recv() => s.on_bound(outcome),
+            _ = gauges.tick() => s.report_pending(),
             () = tokio::time::sleep_until(wake.into()), if ready => {
                 if let Some(key) = s.queue.pop(Instant::now()) {
                     s.schedule_one(&key);
@@ -160,6 +163,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
 }
 
 impl Scheduler {
+    /// `scheduler_pending_pods` by sub-queue.
+    fn report_pending(&self) {
+        let p = self.queue.pending();
+        let m = &self.config.metrics;
+        for (queue, n) in [
+            ("active", p.active),
+            ("backoff", p.backoff),
+            ("unschedulable", p.unschedulable),
+            ("gated", p.gated),
+        ] {
+            m.pending(queue, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     fn cluster_event(&mut self, event: ClusterEvent) {
         let interest = &self.interest;
         self.queue.on_event(Instant::now(), |plugin| {
@@ -235,6 +252,10 @@ impl Scheduler {
                     return;
                 }
                 let gated = !profile.pre_enqueue(&pod).is_success();
+                if !self.queue.contains(&key) {
+                    let queue = if gated { "gated" } else { "active" };
+                    self.config.metrics.incoming(queue, "PodAdd");
+                }
                 self.queue.add(
                     &key,
                     pod_priority(&pod),
@@ -243,6 +264,11 @@ impl Scheduler {
                     Instant::now(),
                 );
                 self.pending.insert(key, pod);
+            }
+            // Bound while our binding call is in flight: its outcome
+            // finishes the queue entry (and counts the latency).
+            _ if self.queue.in_flight(&key) => {
+                self.pending.remove(&key);
             }
             _ => self.drop_pending(&key),
         }
@@ -320,21 +346,31 @@ impl Scheduler {
             self.drop_pending(key);
             return;
         };
+        let started = Instant::now();
         let snapshot = self.cache.snapshot();
         let mut state = CycleState::default();
         let result = profile.schedule(&mut state, &pod, &snapshot);
         drop(snapshot);
+        let outcome = match &result {
+            Ok(_) => AttemptResult::Scheduled,
+            Err(ScheduleError::Unschedulable(_)) => AttemptResult::Unschedulable,
+            Err(ScheduleError::Internal(_)) => AttemptResult::Error,
+        };
+        self.config.metrics.attempt(
+            outcome,
+            &profile.profile_name,
+            started.elapsed().as_secs_f64(),
+        );
         match result {
             Ok(node) => self.assume_and_bind(key, pod, profile, state, node),
             Err(ScheduleError::Unschedulable(fit)) => {
                 let message = fit.to_string();
                 tracing::debug!(pod = key, message, "unschedulable");
-                if let Some(nominated) = fit
-                    .post_filter
-                    .as_ref()
-                    .and_then(|r| r.nominated_node.clone())
-                {
-                    self.cache.nominate(pod.clone(), &nominated);
+                if let Some(result) = fit.post_filter.as_ref() {
+                    self.config.metrics.preemption(result.victims.len());
+                    if let Some(nominated) = result.nominated_node.as_deref() {
+                        self.cache.nominate(pod.clone(), nominated);
+                    }
                 }
                 self.queue
                     .failed(key, Some(fit.plugins.clone()), Instant::now());
@@ -423,7 +459,11 @@ impl Scheduler {
         match result {
             Ok(()) => {
                 tracing::debug!(pod = key, node, "bound");
-                self.queue.done(&key);
+                if let Some((waited, attempts)) = self.queue.done(&key) {
+                    self.config
+                        .metrics
+                        .pod_scheduled(attempts, waited.as_secs_f64());
+                }
                 self.pending.remove(&key);
                 self.reported.remove(&key);
                 let client = self.config.client.clone();

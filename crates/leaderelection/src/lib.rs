@@ -5,6 +5,9 @@
 //! change, so clock skew between hosts does not matter), renews it every
 //! retry period, and gives up leading when no renewal succeeded within the
 //! renew deadline. At most one instance acts at a time.
+//!
+//! Its own crate so that the controller manager and the scheduler (each
+//! with its own Lease) share one implementation.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,6 +38,18 @@ impl Default for Timing {
             retry_period: Duration::from_secs(2),
         }
     }
+}
+
+/// `<hostname>_<uuid>`, as upstream names lease holders: the host says
+/// where the leader runs, the uuid keeps two instances on one host apart.
+pub fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "skiff".to_owned());
+    format!("{host}_{}", uuid::Uuid::new_v4())
 }
 
 /// The record as last seen, and when (our clock) it last changed.
@@ -158,7 +173,15 @@ impl LeaderElector {
     /// when another holder's lease is still valid or a write raced.
     pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
         let now = MicroTime(Timestamp::now());
-        let duration = i32::try_from(self.timing.lease_duration.as_secs()).unwrap_or(15);
+        // Whole seconds, rounded up: a sub-second lease (tests) must not
+        // be written as 0, which would mean "always expired".
+        let secs = self
+            .timing
+            .lease_duration
+            .as_secs()
+            .saturating_add(u64::from(self.timing.lease_duration.subsec_nanos() > 0))
+            .max(1);
+        let duration = i32::try_from(secs).unwrap_or(i32::MAX);
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
