@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::Cache;
 use crate::framework::node_info::{pod_key, pod_priority};
 use crate::framework::{ClusterEvent, CycleState, Framework, ScheduleError};
+use crate::plugins::default_preemption::carry_out;
 use crate::queue::Queue;
 use crate::{Config, Error, is_unscheduled};
 
@@ -335,6 +336,16 @@ impl Scheduler {
                     .and_then(|r| r.nominated_node.clone())
                 {
                     self.cache.nominate(pod.clone(), &nominated);
+                    // Evict the victims and record the nomination in the
+                    // background (upstream's asynchronous preemption).
+                    let (client, preemptor) = (self.config.client.clone(), pod.clone());
+                    let result = fit.post_filter.clone().unwrap_or_default();
+                    tokio::spawn(async move {
+                        let r = carry_out(client, &preemptor, &result).await;
+                        if let Err(e) = r {
+                            tracing::warn!(pod = %pod_key(&preemptor), error = %e, "preemption failed");
+                        }
+                    });
                 }
                 self.queue
                     .failed(key, Some(fit.plugins.clone()), Instant::now());
