@@ -152,6 +152,31 @@ async fn a_higher_priority_pod_preempts_and_takes_the_room() {
         )
         .await;
     }
+    // A low-priority pod waiting for n1 (nominated by an earlier
+    // preemption, say); it cannot be scheduled anywhere meanwhile.
+    create_pod(
+        &client,
+        "waiting",
+        "100m",
+        json!({"spec": {"priorityClassName": "low", "nodeSelector": {"no": "such-node"}}}),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.patch_status(
+        "waiting",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"nominatedNodeName": "n1"}})),
+    )
+    .await
+    .unwrap();
+    let waiting = get_pod(&client, "waiting").await.unwrap();
+    assert_eq!(
+        waiting
+            .status
+            .and_then(|s| s.nominated_node_name)
+            .as_deref(),
+        Some("n1")
+    );
     let stop = start_scheduler(client.clone());
     create_pod(
         &client,
@@ -206,6 +231,15 @@ async fn a_higher_priority_pod_preempts_and_takes_the_room() {
             .then_some(())
     })
     .await;
+    // The lower-priority nomination to n1 is cleared (the room is taken).
+    until("waiting's nomination cleared", || async {
+        let pod = get_pod(&client, "waiting").await.unwrap();
+        pod.status
+            .and_then(|s| s.nominated_node_name)
+            .is_none()
+            .then_some(())
+    })
+    .await;
     // Still pending while the victims terminate.
     assert!(
         get_pod(&client, "high")
@@ -215,7 +249,6 @@ async fn a_higher_priority_pod_preempts_and_takes_the_room() {
     );
 
     // The "kubelet" finishes the victims: the pod is bound to n1.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     for v in &victims {
         pods.delete(v, &DeleteParams::default().grace_period(0))
             .await

@@ -9,13 +9,15 @@ use rayon::prelude::*;
 use super::pdb::Budget;
 use super::victims::{Victims, select_victims_on_node, start_time};
 use crate::framework::node_info::pod_priority;
-use crate::framework::{Code, CycleState, Framework, NodeInfo, NodeStatuses, Snapshot, Status};
+use crate::framework::{
+    Code, CycleState, Framework, NodeInfo, NodeStatuses, PodInfo, Snapshot, Status,
+};
 
 /// A node where the pod fits once `victims` are gone.
 #[derive(Clone, Debug)]
 pub struct Candidate {
     pub node: String,
-    pub victims: Vec<Arc<crate::framework::PodInfo>>,
+    pub victims: Vec<Arc<PodInfo>>,
     pub num_pdb_violations: usize,
 }
 
