@@ -194,7 +194,10 @@ async fn a_pod_that_fits_nowhere_stays_pending_with_the_upstream_message() {
 
     create_pod(&client, "huge", "6", json!({})).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let expected = "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu.";
+    // 6 cpu exceed every node's allocatable: evicting pods cannot help
+    // (upstream's message, DefaultPreemption included).
+    let expected = "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu. \
+                    preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.";
     eventually("PodScheduled=False on huge", || async {
         let pod = pods.get("huge").await.unwrap();
         pod.status

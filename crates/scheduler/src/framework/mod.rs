@@ -329,7 +329,7 @@ impl Framework {
         &self,
         state: &CycleState,
         pod: &Pod,
-        node: &Arc<NodeInfo>,
+        node: &NodeInfo,
         snapshot: &Snapshot,
     ) -> Status {
         let priority = node_info::pod_priority(pod);
@@ -342,7 +342,7 @@ impl Framework {
             .filter(|p| p.priority() >= priority && p.pod.metadata.uid.as_deref() != uid)
             .collect();
         if !nominated.is_empty() {
-            let mut with = (**node).clone();
+            let mut with = node.clone();
             let mut with_state = state.clone();
             for p in nominated {
                 with.add_pod(p.clone());
@@ -419,7 +419,10 @@ impl Framework {
         mut fit: FitError,
     ) -> ScheduleError {
         for e in &self.post_filter {
-            match e.plugin.post_filter(state, pod, snapshot, &fit.statuses) {
+            match e
+                .plugin
+                .post_filter(self, state, pod, snapshot, &fit.statuses)
+            {
                 Ok(result) => {
                     fit.post_filter = Some(result);
                     break;

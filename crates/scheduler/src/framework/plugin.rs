@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::Framework;
 use super::cycle_state::CycleState;
 use super::node_info::{NodeInfo, PodInfo};
 use super::snapshot::Snapshot;
@@ -183,9 +184,14 @@ pub trait Plugin: Send + Sync {
     }
 
     /// Called when no node fits: may nominate a node (preemption).
-    /// `rejections` holds every node's failing status.
+    /// `rejections` holds every node's failing status. `framework` is
+    /// the profile running this plugin (upstream's `framework.Handle`):
+    /// preemption re-runs the profile's PreFilter extensions and
+    /// Filters on a node with victims taken away, and a plugin cannot
+    /// own the framework that owns it, so it is lent here.
     fn post_filter(
         &self,
+        _framework: &Framework,
         _state: &CycleState,
         _pod: &Pod,
         _snapshot: &Snapshot,

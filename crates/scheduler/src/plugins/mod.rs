@@ -2,6 +2,7 @@
 
 pub mod balanced_allocation;
 pub mod builtin_points;
+pub mod default_preemption;
 pub mod image_locality;
 pub mod node_affinity;
 pub mod node_name;
@@ -66,6 +67,9 @@ pub fn new_plugin(name: &str, args: Option<&Value>) -> Result<Arc<dyn Plugin>, S
             balanced_allocation::BalancedAllocation::new(parse(name, args)?),
         ),
         "ImageLocality" => Arc::new(image_locality::ImageLocality),
+        "DefaultPreemption" => Arc::new(default_preemption::DefaultPreemption::new(parse(
+            name, args,
+        )?)?),
         other => return Err(format!("plugin {other:?} does not exist")),
     })
 }

@@ -22,6 +22,7 @@ use crate::cache::Cache;
 use crate::framework::node_info::{pod_key, pod_priority};
 use crate::framework::{ClusterEvent, CycleState, Framework, ScheduleError};
 use crate::metrics::AttemptResult;
+use crate::plugins::default_preemption::carry_out;
 use crate::queue::Queue;
 use crate::{Config, Error, is_unscheduled};
 
@@ -366,10 +367,20 @@ impl Scheduler {
             Err(ScheduleError::Unschedulable(fit)) => {
                 let message = fit.to_string();
                 tracing::debug!(pod = key, message, "unschedulable");
-                if let Some(result) = fit.post_filter.as_ref() {
+                if let Some(result) = fit.post_filter.clone() {
                     self.config.metrics.preemption(result.victims.len());
                     if let Some(nominated) = result.nominated_node.as_deref() {
                         self.cache.nominate(pod.clone(), nominated);
+                        // Evict the victims and record the nomination in
+                        // the background (upstream's asynchronous
+                        // preemption).
+                        let (client, preemptor) = (self.config.client.clone(), pod.clone());
+                        tokio::spawn(async move {
+                            let r = carry_out(client, &preemptor, &result).await;
+                            if let Err(e) = r {
+                                tracing::warn!(pod = %pod_key(&preemptor), error = %e, "preemption failed");
+                            }
+                        });
                     }
                 }
                 self.queue
