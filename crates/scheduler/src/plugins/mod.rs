@@ -3,12 +3,15 @@
 pub mod balanced_allocation;
 pub mod builtin_points;
 pub mod image_locality;
+pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_name;
 pub mod node_ports;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
+pub mod pod_topology_spread;
 pub mod scheduling_gates;
+pub mod selector;
 pub mod taint_toleration;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -30,6 +33,8 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     ("NodeAffinity", 2),
     ("NodePorts", 0),
     ("NodeResourcesFit", 1),
+    ("PodTopologySpread", 2),
+    ("InterPodAffinity", 2),
     ("DefaultPreemption", 0),
     ("NodeResourcesBalancedAllocation", 1),
     ("ImageLocality", 1),
@@ -65,6 +70,12 @@ pub fn new_plugin(name: &str, args: Option<&Value>) -> Result<Arc<dyn Plugin>, S
             balanced_allocation::BalancedAllocation::new(parse(name, args)?),
         ),
         "ImageLocality" => Arc::new(image_locality::ImageLocality),
+        "PodTopologySpread" => Arc::new(pod_topology_spread::PodTopologySpread::new(parse(
+            name, args,
+        )?)?),
+        "InterPodAffinity" => Arc::new(inter_pod_affinity::InterPodAffinity::new(parse(
+            name, args,
+        )?)?),
         other => return Err(format!("plugin {other:?} does not exist")),
     })
 }
