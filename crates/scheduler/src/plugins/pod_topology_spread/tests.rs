@@ -60,7 +60,7 @@ fn incoming(constraints: Vec<Value>, spec: Value) -> Pod {
 
 /// PreFilter over all nodes, then each node's Filter verdict:
 /// `None` passes, else the code and reason.
-fn verdicts(pl: &PodTopologySpread, p: &Pod, nodes: Vec<NodeInfo>) -> Vec<Option<(Code, String)>> {
+fn verdicts(pl: &PodTopologySpread, p: &Pod, nodes: Vec<NodeInfo>) -> Vec<Verdict> {
     let snapshot = Snapshot::from_nodes(nodes);
     let mut state = CycleState::default();
     match pl.pre_filter(&mut state, p, &snapshot) {
@@ -78,14 +78,17 @@ fn verdicts(pl: &PodTopologySpread, p: &Pod, nodes: Vec<NodeInfo>) -> Vec<Option
         .collect()
 }
 
-fn skew() -> Option<(Code, String)> {
+/// `None` passes, else the code and reasons.
+type Verdict = Option<(Code, String)>;
+
+fn skew() -> Verdict {
     Some((
         Code::Unschedulable,
         ERR_REASON_CONSTRAINTS_NOT_MATCH.to_owned(),
     ))
 }
 
-fn missing() -> Option<(Code, String)> {
+fn missing() -> Verdict {
     Some((
         Code::UnschedulableAndUnresolvable,
         ERR_REASON_NODE_LABEL_NOT_MATCH.to_owned(),
@@ -95,7 +98,7 @@ fn missing() -> Option<(Code, String)> {
 #[test]
 fn filter_table() {
     let hard = |extra: Value| constraint(ZONE, 1, "DoNotSchedule", extra);
-    let cases: Vec<(&str, Pod, Vec<NodeInfo>, Vec<Option<(Code, String)>>)> = vec![
+    let cases: Vec<(&str, Pod, Vec<NodeInfo>, Vec<Verdict>)> = vec![
         (
             "no pods yet: every zone fits",
             incoming(vec![hard(json!({}))], json!({})),
