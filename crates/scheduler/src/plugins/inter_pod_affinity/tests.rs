@@ -655,3 +655,87 @@ fn args_are_validated() {
         crate::plugins::new_plugin(NAME, Some(&json!({"hardPodAffinityWeight": 500}))).is_err()
     );
 }
+
+/// The benchmark shape (5,000 nodes, 10,000 pods, 1 in 10 with required
+/// anti-affinity): one attempt's PreFilter, Filter on every node,
+/// PreScore and Score on 500 nodes.
+/// `cargo test -p skiff-scheduler --lib scale -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, run by hand"]
+fn scale_5000_nodes_10000_pods() {
+    let nodes: Vec<NodeInfo> = (0..5000)
+        .map(|i| {
+            let pods = (0..2)
+                .map(|j| {
+                    let k = i * 2 + j;
+                    let spec = if k % 10 == 0 {
+                        required(
+                            "podAntiAffinity",
+                            vec![term(&format!("app-{}", k % 50), HOST, json!({}))],
+                        )
+                    } else {
+                        json!({})
+                    };
+                    labeled(
+                        &format!("p{k}"),
+                        json!({"app": format!("app-{}", k % 50)}),
+                        spec,
+                    )
+                })
+                .collect();
+            zone_node(&format!("n{i:04}"), &format!("z{}", i % 10), pods)
+        })
+        .collect();
+    let snapshot = Snapshot::from_nodes(nodes);
+    let pl = plugin();
+    let p = labeled(
+        "incoming",
+        json!({"app": "app-10"}),
+        json!({"affinity": {
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("app-10", HOST, json!({}))]},
+            "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution":
+                [{"weight": 10, "podAffinityTerm": term("app-3", ZONE, json!({}))}]}
+        }}),
+    );
+    let start = std::time::Instant::now();
+    let mut state = CycleState::default();
+    pl.pre_filter(&mut state, &p, &snapshot).unwrap();
+    let pre_filter = start.elapsed();
+    let start = std::time::Instant::now();
+    let fits = snapshot
+        .nodes
+        .iter()
+        .filter(|n| pl.filter(&state, &p, n).is_success())
+        .count();
+    let filter = start.elapsed();
+    let feasible = &snapshot.nodes[..500];
+    let start = std::time::Instant::now();
+    assert!(
+        pl.pre_score(&mut state, &p, &snapshot, feasible)
+            .is_success()
+    );
+    let mut out: Vec<NodeScore> = feasible
+        .iter()
+        .map(|n| NodeScore {
+            name: n.name().to_owned(),
+            score: pl.score(&state, &p, n).unwrap(),
+        })
+        .collect();
+    pl.normalize_score(&state, &p, &mut out);
+    let score = start.elapsed();
+    eprintln!(
+        "InterPodAffinity: pre_filter {pre_filter:?}, filter×5000 {filter:?} ({fits} fit), pre_score+score×500 {score:?}"
+    );
+    // A pod without terms: only the nodes with required anti-affinity pods.
+    let plain = app("plain", "app-5");
+    let start = std::time::Instant::now();
+    let mut state = CycleState::default();
+    let pre = pl.pre_filter(&mut state, &plain, &snapshot);
+    let skip = pl.pre_score(&mut state, &plain, &snapshot, feasible);
+    eprintln!(
+        "InterPodAffinity plain pod: pre_filter ({}) + pre_score ({}) {:?}",
+        if pre.is_err() { "skip" } else { "state" },
+        if skip.is_skip() { "skip" } else { "state" },
+        start.elapsed()
+    );
+}

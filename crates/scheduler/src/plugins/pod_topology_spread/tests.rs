@@ -603,3 +603,85 @@ fn args_are_validated() {
     assert!(crate::plugins::new_plugin(NAME, None).is_ok());
     assert!(crate::plugins::new_plugin(NAME, Some(&json!({"defaultingType": "List"}))).is_ok());
 }
+
+/// The benchmark shape (5,000 nodes, 10,000 pods): one attempt's
+/// PreFilter, Filter on every node, PreScore and Score on 500 nodes.
+/// `cargo test -p skiff-scheduler --lib scale -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, run by hand"]
+fn scale_5000_nodes_10000_pods() {
+    let nodes: Vec<NodeInfo> = (0..5000)
+        .map(|i| {
+            let pods = (0..2)
+                .map(|j| {
+                    owned(
+                        labeled(
+                            &format!("p{i}-{j}"),
+                            json!({"app": format!("app-{}", (i * 2 + j) % 50)}),
+                            json!({}),
+                        ),
+                        "ReplicaSet",
+                        "apps/v1",
+                    )
+                })
+                .collect();
+            zone_node(&format!("n{i:04}"), &format!("z{}", i % 10), pods)
+        })
+        .collect();
+    let snapshot = Snapshot::from_nodes(nodes);
+    let pl = plugin();
+    let mut p = labeled(
+        "incoming",
+        json!({"app": "app-7"}),
+        json!({"topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "DoNotSchedule",
+             "labelSelector": {"matchLabels": {"app": "app-7"}}},
+            {"maxSkew": 1, "topologyKey": LABEL_HOSTNAME, "whenUnsatisfiable": "ScheduleAnyway",
+             "labelSelector": {"matchLabels": {"app": "app-7"}}}]}),
+    );
+    let start = std::time::Instant::now();
+    let mut state = CycleState::default();
+    pl.pre_filter(&mut state, &p, &snapshot).unwrap();
+    let pre_filter = start.elapsed();
+    let start = std::time::Instant::now();
+    let fits = snapshot
+        .nodes
+        .iter()
+        .filter(|n| pl.filter(&state, &p, n).is_success())
+        .count();
+    let filter = start.elapsed();
+    let start = std::time::Instant::now();
+    let feasible = &snapshot.nodes[..500];
+    assert!(
+        pl.pre_score(&mut state, &p, &snapshot, feasible)
+            .is_success()
+    );
+    let mut out: Vec<NodeScore> = feasible
+        .iter()
+        .map(|n| NodeScore {
+            name: n.name().to_owned(),
+            score: pl.score(&state, &p, n).unwrap(),
+        })
+        .collect();
+    pl.normalize_score(&state, &p, &mut out);
+    let score = start.elapsed();
+    eprintln!(
+        "PodTopologySpread: pre_filter {pre_filter:?}, filter×5000 {filter:?} ({fits} fit), pre_score+score×500 {score:?}"
+    );
+    // System defaults (no constraints of its own, controlled by a RS).
+    p.spec.as_mut().unwrap().topology_spread_constraints = None;
+    let p = owned(p, "ReplicaSet", "apps/v1");
+    let start = std::time::Instant::now();
+    let mut state = CycleState::default();
+    assert!(
+        pl.pre_score(&mut state, &p, &snapshot, feasible)
+            .is_success()
+    );
+    for n in feasible {
+        pl.score(&state, &p, n).unwrap();
+    }
+    eprintln!(
+        "PodTopologySpread system defaults: pre_score+score×500 {:?}",
+        start.elapsed()
+    );
+}
