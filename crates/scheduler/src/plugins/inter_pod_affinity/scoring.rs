@@ -200,12 +200,16 @@ pub(super) fn normalize_score(state: &CycleState, scores: &mut [NodeScore]) -> S
     let diff = max - min;
     for s in scores.iter_mut() {
         s.score = if diff > 0 {
-            #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
-            let v = (MAX_NODE_SCORE as f64 * ((s.score - min) as f64 / diff as f64)) as i64;
-            v
+            scale(s.score - min, diff)
         } else {
             0
         };
     }
     Status::success()
+}
+
+/// `100 × part / whole`, truncated as upstream's float conversion.
+#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+fn scale(part: i64, whole: i64) -> i64 {
+    (MAX_NODE_SCORE as f64 * (part as f64 / whole as f64)) as i64
 }
