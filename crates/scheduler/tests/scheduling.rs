@@ -307,18 +307,28 @@ fn start_with(config: skiff_scheduler::Config) -> CancellationToken {
     token
 }
 
-/// A second profile that packs pods (MostAllocated).
-fn packer() -> skiff_scheduler::Framework {
-    let mut fw = skiff_scheduler::Framework::new("packer");
-    for (name, weight) in skiff_scheduler::plugins::DEFAULT_PLUGINS {
-        let args = (*name == "NodeResourcesFit")
-            .then(|| json!({"scoringStrategy": {"type": "MostAllocated"}}));
-        let Ok(plugin) = skiff_scheduler::plugins::new_plugin(name, args.as_ref()) else {
-            continue;
-        };
-        fw.enable_all(plugin, *weight).unwrap();
-    }
-    fw
+/// A second profile that packs pods (MostAllocated), from a config file.
+fn packer() -> Vec<std::sync::Arc<skiff_scheduler::Framework>> {
+    let config = skiff_scheduler::config::SchedulerConfig::from_str(
+        r#"
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+  - schedulerName: default-scheduler
+  - schedulerName: packer
+    pluginConfig:
+      - name: NodeResourcesFit
+        args:
+          scoringStrategy:
+            type: MostAllocated
+"#,
+    )
+    .unwrap();
+    config
+        .profiles
+        .iter()
+        .map(|p| std::sync::Arc::new(skiff_scheduler::plugins::framework_for(p, None).unwrap()))
+        .collect()
 }
 
 #[tokio::test]
@@ -329,7 +339,7 @@ async fn profiles_are_chosen_by_scheduler_name_and_other_schedulers_pods_are_lef
     create_node(&client, "a", "4", "8Gi", json!({}), json!([])).await;
     create_node(&client, "b", "4", "8Gi", json!({}), json!([])).await;
     let mut config = skiff_scheduler::Config::new(client.clone());
-    config.profiles.push(std::sync::Arc::new(packer()));
+    config.profiles = packer();
     let stop = start_with(config);
 
     create_pod(&client, "first", "1", json!({"schedulerName": "packer"})).await;

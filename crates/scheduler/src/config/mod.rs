@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use plugins::{EXTENSION_POINTS, REGISTRY, UNSUPPORTED};
+pub use plugins::{EXTENSION_POINTS, UNSUPPORTED};
 
 use crate::DEFAULT_SCHEDULER_NAME;
 
@@ -306,9 +306,9 @@ fn plugin_args(
     path: &str,
     errors: &mut Vec<String>,
 ) -> BTreeMap<String, Value> {
-    let mut out: BTreeMap<String, Value> = REGISTRY
+    let mut out: BTreeMap<String, Value> = crate::plugins::NAMES
         .iter()
-        .filter_map(|(name, _)| Some(((*name).to_owned(), args::default_args(name)?)))
+        .filter_map(|name| Some(((*name).to_owned(), args::default_args(name)?)))
         .collect();
     let mut seen = HashSet::new();
     // Where each plugin's args came from, for error paths.

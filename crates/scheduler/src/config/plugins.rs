@@ -27,37 +27,6 @@ pub const EXTENSION_POINTS: [&str; 12] = [
     "postBind",
 ];
 
-/// The plugins skiff's scheduler implements and their extension points
-/// (the framework's plugins implement exactly these).
-pub const REGISTRY: &[(&str, &[&str])] = &[
-    ("PrioritySort", &["queueSort"]),
-    ("SchedulingGates", &["preEnqueue"]),
-    ("NodeUnschedulable", &["filter"]),
-    ("NodeName", &["filter"]),
-    ("TaintToleration", &["filter", "preScore", "score"]),
-    (
-        "NodeAffinity",
-        &["preFilter", "filter", "preScore", "score"],
-    ),
-    ("NodePorts", &["preFilter", "filter"]),
-    (
-        "NodeResourcesFit",
-        &["preFilter", "filter", "preScore", "score"],
-    ),
-    (
-        "PodTopologySpread",
-        &["preFilter", "filter", "preScore", "score"],
-    ),
-    (
-        "InterPodAffinity",
-        &["preFilter", "filter", "preScore", "score"],
-    ),
-    ("DefaultPreemption", &["postFilter"]),
-    ("NodeResourcesBalancedAllocation", &["preScore", "score"]),
-    ("ImageLocality", &["preScore", "score"]),
-    ("DefaultBinder", &["bind"]),
-];
-
 /// Upstream's in-tree plugins skiff does not implement (volumes). Part of
 /// upstream's defaults, so a file may disable them; enabling one is an
 /// error rather than a plugin silently missing.
@@ -93,9 +62,10 @@ pub const DEFAULT_MULTI_POINT: &[(&str, Option<i32>)] = &[
     ("DefaultBinder", None),
 ];
 
-/// The extension points `name` implements; `None` for unknown plugins.
-pub fn points_of(name: &str) -> Option<&'static [&'static str]> {
-    REGISTRY.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+/// The extension points (config names) `name` implements, as the
+/// plugin itself declares them; `None` for unknown plugins.
+pub fn points_of(name: &str) -> Option<Vec<&'static str>> {
+    crate::plugins::points_of(name).map(|ps| ps.iter().map(|p| p.config_name()).collect())
 }
 
 fn default_plugins() -> Plugins {
@@ -202,11 +172,7 @@ pub fn check_enabled(plugins: &Plugins, path: &str, errors: &mut Vec<String>) {
                 errors.push(format!(
                     "{at}: unknown plugin {:?} (known: {})",
                     p.name,
-                    REGISTRY
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    crate::plugins::NAMES.join(", ")
                 ));
                 continue;
             };

@@ -4,12 +4,15 @@ pub mod balanced_allocation;
 pub mod builtin_points;
 pub mod default_preemption;
 pub mod image_locality;
+pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_name;
 pub mod node_ports;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
+pub mod pod_topology_spread;
 pub mod scheduling_gates;
+pub mod selector;
 pub mod taint_toleration;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -21,22 +24,28 @@ use serde_json::Value;
 use crate::config::{EXTENSION_POINTS, ProfileConfig};
 use crate::framework::{ExtensionPoint, Framework, Plugin};
 
-/// Upstream's default plugins (multiPoint, v1.33) that skiff has, in
-/// order, with their Score weights.
-pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
-    ("SchedulingGates", 0),
-    ("PrioritySort", 0),
-    ("NodeUnschedulable", 0),
-    ("NodeName", 0),
-    ("TaintToleration", 3),
-    ("NodeAffinity", 2),
-    ("NodePorts", 0),
-    ("NodeResourcesFit", 1),
-    ("DefaultPreemption", 0),
-    ("NodeResourcesBalancedAllocation", 1),
-    ("ImageLocality", 1),
-    ("DefaultBinder", 0),
+/// Every plugin this build has, by upstream name.
+pub const NAMES: &[&str] = &[
+    "SchedulingGates",
+    "PrioritySort",
+    "NodeUnschedulable",
+    "NodeName",
+    "TaintToleration",
+    "NodeAffinity",
+    "NodePorts",
+    "NodeResourcesFit",
+    "PodTopologySpread",
+    "InterPodAffinity",
+    "DefaultPreemption",
+    "NodeResourcesBalancedAllocation",
+    "ImageLocality",
+    "DefaultBinder",
 ];
+
+/// The points a plugin implements (from the plugin itself).
+pub fn points_of(name: &str) -> Option<&'static [ExtensionPoint]> {
+    new_plugin(name, None).ok().map(|p| p.points())
+}
 
 fn parse<T: serde::de::DeserializeOwned + Default>(
     name: &str,
@@ -70,23 +79,29 @@ pub fn new_plugin(name: &str, args: Option<&Value>) -> Result<Arc<dyn Plugin>, S
         "DefaultPreemption" => Arc::new(default_preemption::DefaultPreemption::new(parse(
             name, args,
         )?)?),
+        "PodTopologySpread" => Arc::new(pod_topology_spread::PodTopologySpread::new(parse(
+            name, args,
+        )?)?),
+        "InterPodAffinity" => Arc::new(inter_pod_affinity::InterPodAffinity::new(parse(
+            name, args,
+        )?)?),
         other => return Err(format!("plugin {other:?} does not exist")),
     })
 }
 
-/// The default profile (`default-scheduler` or `name`) with every
-/// default plugin this build has.
+/// Upstream's default profile under `name`.
 pub fn default_framework(name: &str) -> Framework {
-    let mut fw = Framework::new(name);
-    for &(plugin, weight) in DEFAULT_PLUGINS {
-        // A default plugin not built in yet is left out.
-        let Ok(p) = new_plugin(plugin, None) else {
-            continue;
-        };
-        if let Err(e) = fw.enable_all(p, weight) {
-            tracing::error!(plugin, error = %e, "default plugin");
+    let config = crate::config::SchedulerConfig::default();
+    let built = config.profiles.first().map(|p| framework_for(p, None));
+    let mut fw = match built {
+        Some(Ok(fw)) => fw,
+        // Only a bug gets here: the defaults name built-in plugins.
+        other => {
+            tracing::error!(error = ?other.map(|r| r.err()), "building the default profile");
+            Framework::new(name)
         }
-    }
+    };
+    fw.profile_name = name.to_owned();
     fw
 }
 
