@@ -28,7 +28,9 @@
 //!   with `gracePeriodSeconds=0` as a kubelet would, and counts it.
 //!
 //! After the run, the placements are checked against the workload's
-//! constraints (a scheduler without the plugin binds the pods anyway).
+//! constraints (a scheduler without the plugin binds the pods anyway);
+//! a violation, like a timeout (`--timeout`), prints the figures and
+//! fails the command.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -360,10 +362,7 @@ impl SchedulerChild {
 
     fn ensure_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            anyhow::bail!(
-                "the scheduler exited ({status}):\n{}",
-                self.log_tail(20)
-            );
+            anyhow::bail!("the scheduler exited ({status}):\n{}", self.log_tail(20));
         }
         Ok(())
     }
@@ -380,16 +379,18 @@ impl SchedulerChild {
 fn metrics_flags() -> (Vec<String>, Option<String>) {
     let help = std::env::current_exe()
         .ok()
-        .and_then(|exe| Command::new(exe).args(["scheduler", "--help"]).output().ok())
+        .and_then(|exe| {
+            Command::new(exe)
+                .args(["scheduler", "--help"])
+                .output()
+                .ok()
+        })
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     let port = skiff_testkit::free_port();
     if help.contains("--metrics-bind-address") {
         (
-            vec![
-                "--metrics-bind-address".into(),
-                format!("127.0.0.1:{port}"),
-            ],
+            vec!["--metrics-bind-address".into(), format!("127.0.0.1:{port}")],
             Some(format!("http://127.0.0.1:{port}/metrics")),
         )
     } else if help.contains("--metrics-port") {
@@ -511,7 +512,12 @@ async fn warm_up(pods: &Api<Pod>, scheduler: &mut SchedulerChild) -> anyhow::Res
     loop {
         scheduler.ensure_running()?;
         let pod = pods.get("bench-warmup").await?;
-        if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+        if pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some()
+        {
             break;
         }
         anyhow::ensure!(
@@ -534,7 +540,11 @@ async fn warm_up(pods: &Api<Pod>, scheduler: &mut SchedulerChild) -> anyhow::Res
 }
 
 /// Placements breaking the workload's constraints (see the field).
-fn violations(workload: Workload, placed: &HashMap<String, (Instant, String)>, zones: usize) -> usize {
+fn violations(
+    workload: Workload,
+    placed: &HashMap<String, (Instant, String)>,
+    zones: usize,
+) -> usize {
     match workload {
         Workload::Affinity => {
             let mut per: HashMap<(usize, &str), usize> = HashMap::new();
@@ -635,10 +645,15 @@ pub async fn run(args: SchedulerBenchArgs) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(kube.clone());
     let started = Instant::now();
     let zones = args.zones;
-    spread(&nodes, args.concurrency, args.nodes, move |api, i| async move {
-        api.create(&PostParams::default(), &node(i, zones)?).await?;
-        Ok(())
-    })
+    spread(
+        &nodes,
+        args.concurrency,
+        args.nodes,
+        move |api, i| async move {
+            api.create(&PostParams::default(), &node(i, zones)?).await?;
+            Ok(())
+        },
+    )
     .await?;
     let seconds_to_nodes = started.elapsed().as_secs_f64();
 
@@ -685,9 +700,8 @@ pub async fn run(args: SchedulerBenchArgs) -> anyhow::Result<()> {
         .context("the pod watch did not start within 60 s")??;
     let victims = Arc::new(AtomicUsize::new(0));
     let forced = Arc::new(AtomicUsize::new(0));
-    let reaping = (args.workload == Workload::Preemption).then(|| {
-        tokio::spawn(reap_victims(pods.clone(), victims.clone(), forced.clone()))
-    });
+    let reaping = (args.workload == Workload::Preemption)
+        .then(|| tokio::spawn(reap_victims(pods.clone(), victims.clone(), forced.clone())));
 
     let sent: Arc<Mutex<HashMap<String, Instant>>> =
         Arc::new(Mutex::new(HashMap::with_capacity(args.pods)));
@@ -812,6 +826,12 @@ pub async fn run(args: SchedulerBenchArgs) -> anyhow::Result<()> {
             reason.as_deref().unwrap_or("none found")
         );
     }
+    anyhow::ensure!(
+        figures.violations == 0,
+        "{} placements break the {} workload's constraints (see `violations`): the scheduler bound the pods without honouring them",
+        figures.violations,
+        args.workload.name()
+    );
     Ok(())
 }
 
@@ -845,7 +865,10 @@ fn print(f: &SchedulerFigures) {
         "  scheduler              {:>9.1} MiB idle, {:.1} MiB at end, {:.1} CPU s; first bind {:.1} s after start",
         f.rss_idle_mb, f.rss_mb, f.cpu_seconds, f.seconds_to_first_bind
     );
-    println!("  API server             {:>9.1} MiB at end", f.apiserver_rss_mb);
+    println!(
+        "  API server             {:>9.1} MiB at end",
+        f.apiserver_rss_mb
+    );
     let mut extra = BTreeMap::new();
     if matches!(f.workload, Workload::Affinity | Workload::Spread) {
         extra.insert("constraint violations", f.violations.to_string());
