@@ -7,6 +7,7 @@ mod controllers;
 mod dns;
 mod pod_startup;
 mod proxy;
+mod scheduler;
 mod server;
 mod stats;
 mod store;
@@ -36,6 +37,10 @@ pub enum BenchCommand {
     /// kube-proxy sync cost with N Services x M endpoints (as root, also
     /// `nft -f` in a private network namespace).
     Proxy(proxy::ProxyBenchArgs),
+    /// Scheduling throughput and latency: a `skiff scheduler` child, N
+    /// fake nodes, M pods (basic, affinity, spread or preemption), and the
+    /// scheduler's memory and CPU.
+    Scheduler(scheduler::SchedulerBenchArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -48,5 +53,6 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Controllers(args) => controllers::run(args).await,
         BenchCommand::Proxy(args) => proxy::run(args).await,
         BenchCommand::Cluster(args) => cluster::run(args).await,
+        BenchCommand::Scheduler(args) => scheduler::run(args).await,
     }
 }

@@ -26,7 +26,14 @@ impl Drop for Server {
 impl Server {
     /// The API server alone (`--disable-agent`), with `extra` flags.
     pub fn start(extra: &[&str]) -> anyhow::Result<Self> {
-        Self::spawn(false, extra)
+        Self::spawn("server", false, extra)
+    }
+
+    /// `skiff apiserver`: the API server without the server's scheduler,
+    /// controllers, DNS or agent, for benchmarks that run one of those as
+    /// their own child process.
+    pub fn start_apiserver(extra: &[&str]) -> anyhow::Result<Self> {
+        Self::spawn("apiserver", false, extra)
     }
 
     /// The server with its node agent (its own containerd and kubelet): a
@@ -34,17 +41,17 @@ impl Server {
     /// The data dir is short (`/tmp/skbXXXXXX/data`): containerd's socket
     /// path must fit in 108 bytes.
     pub fn start_node(extra: &[&str]) -> anyhow::Result<Self> {
-        Self::spawn(true, extra)
+        Self::spawn("server", true, extra)
     }
 
-    fn spawn(agent: bool, extra: &[&str]) -> anyhow::Result<Self> {
+    fn spawn(subcommand: &str, agent: bool, extra: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("skb").tempdir_in("/tmp")?;
         let data = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("skiff.log"))?;
         let port = skiff_testkit::free_port();
         let mut command = Command::new(std::env::current_exe()?);
         command
-            .args(["server", "--https-port", &port.to_string()])
+            .args([subcommand, "--https-port", &port.to_string()])
             .args(["--bind-address", "127.0.0.1"])
             .args(["--dns-port", "0", "--dns-metrics-port", "0"])
             .arg("--data-dir")
