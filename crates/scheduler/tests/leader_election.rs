@@ -188,3 +188,90 @@ async fn without_leader_election_the_work_just_runs() {
     assert_eq!(holder(&server.client).await, None, "no lease is taken");
     server.stop().await;
 }
+
+/// Two real schedulers: pods are bound by the leader; when it dies the
+/// standby binds the pods created meanwhile.
+#[tokio::test]
+async fn two_schedulers_one_binds_and_the_standby_takes_over() {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use kube::api::PostParams;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let client = server.client.clone();
+    let nodes: Api<Node> = Api::all(client.clone());
+    let status = json!({
+        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True"}]
+    });
+    let node: Node =
+        serde_json::from_value(json!({"metadata": {"name": "n1"}, "status": status})).unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    nodes
+        .patch_status(
+            "n1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await
+        .unwrap();
+    let scheduler = |identity: &'static str| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let sched = skiff_scheduler::Config::new(client.clone());
+            run_elected(
+                client,
+                &config(),
+                identity.to_owned(),
+                CancellationToken::new(),
+                |t| skiff_scheduler::run(sched, t),
+            )
+            .await
+        })
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let create = |name: &'static str| {
+        let pods = pods.clone();
+        async move {
+            let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}}))
+            .unwrap();
+            pods.create(&PostParams::default(), &pod).await.unwrap();
+        }
+    };
+    let bound = |name: &'static str| {
+        let pods = pods.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if pods
+                    .get(name)
+                    .await
+                    .unwrap()
+                    .spec
+                    .unwrap()
+                    .node_name
+                    .is_some()
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+
+    let a = scheduler("sched-a_1");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b = scheduler("sched-b_2");
+    create("first").await;
+    assert!(bound("first").await);
+    assert_eq!(holder(&client).await.as_deref(), Some("sched-a_1"));
+
+    a.abort();
+    create("second").await;
+    assert!(bound("second").await, "the standby took over and bound it");
+    assert_eq!(holder(&client).await.as_deref(), Some("sched-b_2"));
+    b.abort();
+    server.stop().await;
+}
