@@ -885,3 +885,53 @@ fn print(f: &SchedulerFigures) {
         println!("  {k:<22} {v:>9}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placed(pairs: &[(usize, usize)]) -> HashMap<String, (Instant, String)> {
+        let now = Instant::now();
+        pairs
+            .iter()
+            .map(|&(pod, node)| (pod_name(pod), (now, node_name(node))))
+            .collect()
+    }
+
+    #[test]
+    fn anti_affinity_violations_count_pods_beside_their_group() {
+        // Pods 0 and 1 (group 0) share node 3; pod 10 (group 1) may too.
+        let p = placed(&[(0, 3), (1, 3), (2, 4), (10, 3)]);
+        assert_eq!(violations(Workload::Affinity, &p, 5), 1);
+        assert_eq!(violations(Workload::Basic, &p, 5), 0);
+    }
+
+    #[test]
+    fn spread_violations_are_zone_skew_above_one() {
+        // Zones are node % 3: two pods in zone 0, one in zone 1, none in 2.
+        let p = placed(&[(0, 0), (1, 3), (2, 1)]);
+        assert_eq!(violations(Workload::Spread, &p, 3), 1);
+        let even = placed(&[(0, 0), (1, 1), (2, 2), (3, 3)]);
+        assert_eq!(violations(Workload::Spread, &even, 3), 0);
+    }
+
+    #[test]
+    fn workloads_build_valid_pods() {
+        for w in [
+            Workload::Basic,
+            Workload::Affinity,
+            Workload::Spread,
+            Workload::Preemption,
+        ] {
+            let p = pod(w, 12).unwrap();
+            assert_eq!(p.metadata.name.as_deref(), Some("bench-000012"));
+            assert_eq!(pod_index("bench-000012"), Some(12));
+        }
+        let low = low_pod(9).unwrap();
+        assert_eq!(
+            low.spec.and_then(|s| s.node_name).as_deref(),
+            Some("bench-node-00002")
+        );
+        node(7, 3).unwrap();
+    }
+}
