@@ -1,8 +1,9 @@
 //! The scheduler's view of the cluster, kept up to date from watch events
 //! and by assumed pods (bound by us, not yet seen bound): upstream's
-//! scheduler cache. Nodes are kept sorted behind `Arc`s so a
-//! [`Snapshot`] per attempt copies pointers; a node is copied only when
-//! it changes while a snapshot still holds it.
+//! scheduler cache. Nodes are kept sorted behind `Arc`s: an attempt
+//! borrows the [`Snapshot`], and a clone of it (tests, "what if" copies)
+//! copies pointers; a node is copied only when it changes while such a
+//! clone still holds it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,15 +22,12 @@ struct Placed {
 
 #[derive(Default)]
 pub struct Cache {
-    nodes: Vec<Arc<NodeInfo>>,
-    index: Arc<HashMap<String, usize>>,
+    /// The cluster as the next attempt sees it, kept up to date in place
+    /// (an attempt borrows it; nothing is copied per attempt).
+    snap: Snapshot,
     pods: HashMap<String, Placed>,
     /// Pods on nodes not (yet) known, by node name.
     orphans: HashMap<String, Vec<Arc<PodInfo>>>,
-    image_nodes: Arc<HashMap<String, usize>>,
-    namespaces: Arc<HashMap<String, BTreeMap<String, String>>>,
-    pdbs: Arc<Vec<Arc<PodDisruptionBudget>>>,
-    nominated: Arc<HashMap<String, Vec<Arc<PodInfo>>>>,
     nominated_at: HashMap<String, String>,
 }
 
@@ -65,23 +63,17 @@ fn node_changed(old: &Node, new: &Node) -> bool {
 
 impl Cache {
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.snap.nodes.len()
     }
 
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            nodes: self.nodes.clone(),
-            index: self.index.clone(),
-            namespaces: self.namespaces.clone(),
-            pdbs: self.pdbs.clone(),
-            image_nodes: self.image_nodes.clone(),
-            nominated: self.nominated.clone(),
-        }
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
     }
 
     fn reindex(&mut self) {
-        self.index = Arc::new(
-            self.nodes
+        self.snap.index = Arc::new(
+            self.snap
+                .nodes
                 .iter()
                 .enumerate()
                 .map(|(i, n)| (n.name().to_owned(), i))
@@ -90,7 +82,7 @@ impl Cache {
     }
 
     fn count_images(&mut self, node: &NodeInfo, delta: isize) {
-        let map = Arc::make_mut(&mut self.image_nodes);
+        let map = Arc::make_mut(&mut self.snap.image_nodes);
         for image in node.images.keys() {
             let e = map.entry(image.clone()).or_default();
             *e = e.saturating_add_signed(delta);
@@ -101,23 +93,23 @@ impl Cache {
     }
 
     fn node_mut(&mut self, name: &str) -> Option<&mut NodeInfo> {
-        let i = *self.index.get(name)?;
-        self.nodes.get_mut(i).map(Arc::make_mut)
+        let i = *self.snap.index.get(name)?;
+        self.snap.nodes.get_mut(i).map(Arc::make_mut)
     }
 
     /// A node appeared or changed; the event to requeue pods by, if any.
     pub fn set_node(&mut self, node: Arc<Node>) -> Option<ClusterEvent> {
         let name = node.metadata.name.clone().unwrap_or_default();
-        if let Some(&i) = self.index.get(&name) {
-            let old = self.nodes[i].clone();
+        if let Some(&i) = self.snap.index.get(&name) {
+            let old = self.snap.nodes[i].clone();
             if !node_changed(&old.node, &node) {
-                Arc::make_mut(&mut self.nodes[i]).node = node;
+                Arc::make_mut(&mut self.snap.nodes[i]).node = node;
                 return None;
             }
             self.count_images(&old, -1);
-            let info = Arc::make_mut(&mut self.nodes[i]);
+            let info = Arc::make_mut(&mut self.snap.nodes[i]);
             info.set_node(node);
-            let info = self.nodes[i].clone();
+            let info = self.snap.nodes[i].clone();
             self.count_images(&info, 1);
             return Some(ClusterEvent::NodeUpdate);
         }
@@ -126,15 +118,18 @@ impl Cache {
             info.add_pod(pod);
         }
         self.count_images(&info, 1);
-        let at = self.nodes.partition_point(|n| n.name() < name.as_str());
-        self.nodes.insert(at, Arc::new(info));
+        let at = self
+            .snap
+            .nodes
+            .partition_point(|n| n.name() < name.as_str());
+        self.snap.nodes.insert(at, Arc::new(info));
         self.reindex();
         Some(ClusterEvent::NodeAdd)
     }
 
     pub fn remove_node(&mut self, name: &str) -> Option<ClusterEvent> {
-        let i = *self.index.get(name)?;
-        let info = self.nodes.remove(i);
+        let i = *self.snap.index.get(name)?;
+        let info = self.snap.nodes.remove(i);
         self.count_images(&info, -1);
         // Its pods wait as orphans in case the node comes back.
         self.orphans.insert(name.to_owned(), info.pods.clone());
@@ -145,6 +140,7 @@ impl Cache {
     /// Drops every node not in `keep` (after a relist).
     pub fn retain_nodes(&mut self, keep: &std::collections::HashSet<String>) {
         let gone: Vec<String> = self
+            .snap
             .nodes
             .iter()
             .map(|n| n.name().to_owned())
@@ -204,8 +200,9 @@ impl Cache {
                 }
                 let was_assumed = placed.assumed;
                 let info = self
+                    .snap
                     .nodes
-                    .get(*self.index.get(&node)?)
+                    .get(*self.snap.index.get(&node)?)
                     .and_then(|n| n.pods.iter().find(|p| p.key == key).cloned());
                 let same = info.as_ref().is_some_and(|i| {
                     i.pod.spec == pod.spec && i.pod.metadata.labels == pod.metadata.labels
@@ -299,7 +296,7 @@ impl Cache {
     pub fn nominate(&mut self, pod: Arc<Pod>, node: &str) {
         let key = pod_key(&pod);
         self.clear_nominated(&key);
-        let map = Arc::make_mut(&mut self.nominated);
+        let map = Arc::make_mut(&mut self.snap.nominated);
         map.entry(node.to_owned())
             .or_default()
             .push(Arc::new(PodInfo::new(pod)));
@@ -310,7 +307,7 @@ impl Cache {
         let Some(node) = self.nominated_at.remove(key) else {
             return;
         };
-        let map = Arc::make_mut(&mut self.nominated);
+        let map = Arc::make_mut(&mut self.snap.nominated);
         if let Some(list) = map.get_mut(&node) {
             list.retain(|p| p.key != key);
             if list.is_empty() {
@@ -320,16 +317,16 @@ impl Cache {
     }
 
     pub fn set_namespace(&mut self, name: String, labels: BTreeMap<String, String>) -> bool {
-        let map = Arc::make_mut(&mut self.namespaces);
+        let map = Arc::make_mut(&mut self.snap.namespaces);
         map.insert(name, labels.clone()) != Some(labels)
     }
 
     pub fn remove_namespace(&mut self, name: &str) {
-        Arc::make_mut(&mut self.namespaces).remove(name);
+        Arc::make_mut(&mut self.snap.namespaces).remove(name);
     }
 
     pub fn set_pdbs(&mut self, pdbs: Vec<Arc<PodDisruptionBudget>>) {
-        self.pdbs = Arc::new(pdbs);
+        self.snap.pdbs = Arc::new(pdbs);
     }
 }
 
@@ -365,9 +362,9 @@ mod tests {
         let mut c = Cache::default();
         c.set_node(node("b"));
         c.set_node(node("a"));
-        let names: Vec<&str> = c.nodes.iter().map(|n| n.name()).collect();
+        let names: Vec<&str> = c.snap.nodes.iter().map(|n| n.name()).collect();
         assert_eq!(names, ["a", "b"]);
-        let snap = c.snapshot();
+        let snap = c.snapshot().clone();
         c.assume(pod("p", None, "1"), "a");
         // The old snapshot is untouched (copy on write).
         assert_eq!(snap.get("a").map(|n| n.pods.len()), Some(0));

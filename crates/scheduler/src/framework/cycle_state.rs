@@ -3,7 +3,6 @@
 //! pod's requests are summed once, not once per node.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Per-attempt plugin data, keyed by a name the plugin chooses. Cloning
@@ -11,7 +10,9 @@ use std::sync::Arc;
 /// [`CycleState::read_mut`] copies a value on first write.
 #[derive(Clone, Default)]
 pub struct CycleState {
-    data: HashMap<&'static str, Arc<dyn Any + Send + Sync>>,
+    /// A handful of entries, read for every node: a short list beats
+    /// hashing the key each time.
+    data: Vec<(&'static str, Arc<dyn Any + Send + Sync>)>,
     /// Upstream's `SkipFilterPlugins`/`SkipScorePlugins`: plugins whose
     /// PreFilter/PreScore said Skip.
     pub(crate) skip_filter: Vec<&'static str>,
@@ -20,15 +21,22 @@ pub struct CycleState {
 
 impl CycleState {
     pub fn write<T: Any + Send + Sync>(&mut self, key: &'static str, value: T) {
-        self.data.insert(key, Arc::new(value));
+        let value: Arc<dyn Any + Send + Sync> = Arc::new(value);
+        match self.data.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.data.push((key, value)),
+        }
     }
 
     pub fn read<T: Any + Send + Sync>(&self, key: &'static str) -> Option<&T> {
-        self.data.get(key).and_then(|v| v.downcast_ref())
+        self.data
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.downcast_ref())
     }
 
     pub fn read_mut<T: Any + Send + Sync + Clone>(&mut self, key: &'static str) -> Option<&mut T> {
-        let slot = self.data.get_mut(key)?;
+        let slot = &mut self.data.iter_mut().find(|(k, _)| *k == key)?.1;
         if Arc::get_mut(slot).is_none() {
             let own: T = slot.downcast_ref::<T>()?.clone();
             *slot = Arc::new(own);

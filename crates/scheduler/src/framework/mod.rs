@@ -8,6 +8,7 @@
 pub mod cycle_state;
 pub mod fit_error;
 pub mod node_info;
+pub mod parallel;
 pub mod plugin;
 pub mod snapshot;
 pub mod status;
@@ -17,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::api::core::v1::Pod;
-use rayon::prelude::*;
 
 pub use cycle_state::CycleState;
 pub use fit_error::FitError;
@@ -287,16 +287,14 @@ impl Framework {
         let state_ref: &CycleState = state;
         while processed < all && feasible.len() < want {
             let batch = (want - feasible.len()).max(16).min(all - processed);
-            let results: Vec<(usize, Status)> = (processed..processed + batch)
-                .into_par_iter()
-                .map(|i| {
+            let results: Vec<(usize, Status)> =
+                parallel::map_range(processed..processed + batch, |i| {
                     let idx = (start + i) % all;
                     (
                         idx,
                         self.filter_with_nominated(state_ref, pod, candidates[idx], snapshot),
                     )
-                })
-                .collect();
+                });
             processed += batch;
             for (idx, s) in results {
                 let node = candidates[idx];
@@ -473,19 +471,16 @@ impl Framework {
             .iter()
             .filter(|e| !state.skip_score.contains(&e.plugin.name()))
             .collect();
-        let raw: Vec<Result<Vec<i64>, Status>> = feasible
-            .par_iter()
-            .map(|node| {
-                active
-                    .iter()
-                    .map(|e| {
-                        e.plugin
-                            .score(state, pod, node)
-                            .map_err(|s| s.with_plugin(e.plugin.name()))
-                    })
-                    .collect()
-            })
-            .collect();
+        let raw: Vec<Result<Vec<i64>, Status>> = parallel::map_range(0..feasible.len(), |i| {
+            active
+                .iter()
+                .map(|e| {
+                    e.plugin
+                        .score(state, pod, &feasible[i])
+                        .map_err(|s| s.with_plugin(e.plugin.name()))
+                })
+                .collect()
+        });
         let mut per_node = Vec::with_capacity(raw.len());
         for r in raw {
             per_node.push(r.map_err(ScheduleError::Internal)?);

@@ -5,9 +5,9 @@
 //! lifecycle controller's taint for that; checking the condition too
 //! keeps a scheduler run without controllers from using dead nodes).
 
-use k8s_openapi::api::core::v1::{Pod, Taint};
+use k8s_openapi::api::core::v1::Pod;
 
-use super::taint_toleration::tolerated;
+use super::taint_toleration::tolerations;
 use crate::framework::{ClusterEvent, CycleState, ExtensionPoint, NodeInfo, Plugin, Status};
 
 pub const NAME: &str = "NodeUnschedulable";
@@ -18,12 +18,25 @@ pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
 
 pub struct NodeUnschedulable;
 
-fn no_schedule(key: &str) -> Taint {
-    Taint {
-        key: key.to_owned(),
-        effect: "NoSchedule".to_owned(),
-        ..Taint::default()
-    }
+/// Whether the pod tolerates the value-less `key:NoSchedule` taint
+/// (`Toleration.ToleratesTaint` for that taint, without building it: this
+/// runs for every node of every attempt).
+fn tolerates_no_schedule(pod: &Pod, key: &str) -> bool {
+    tolerations(pod).iter().any(|t| {
+        let effect = t.effect.as_deref().unwrap_or("");
+        let t_key = t.key.as_deref().unwrap_or("");
+        let op = t.operator.as_deref().unwrap_or("Equal");
+        (effect.is_empty() || effect == "NoSchedule")
+            && match (t_key.is_empty(), op) {
+                (true, "Exists") => true,
+                (true, _) => false,
+                (false, "Exists") => t_key == key,
+                (false, "Equal" | "") => {
+                    t_key == key && t.value.as_deref().unwrap_or("").is_empty()
+                }
+                _ => false,
+            }
+    })
 }
 
 impl Plugin for NodeUnschedulable {
@@ -42,7 +55,7 @@ impl Plugin for NodeUnschedulable {
     fn filter(&self, _state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
         let n = &node.node;
         let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
-        if unschedulable && !tolerated(pod, &no_schedule(TAINT_UNSCHEDULABLE)) {
+        if unschedulable && !tolerates_no_schedule(pod, TAINT_UNSCHEDULABLE) {
             return Status::unresolvable(ERR_UNSCHEDULABLE);
         }
         let ready = n
@@ -51,9 +64,69 @@ impl Plugin for NodeUnschedulable {
             .and_then(|s| s.conditions.as_ref())
             .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
             .is_some_and(|c| c.status == "True");
-        if !ready && !tolerated(pod, &no_schedule(TAINT_NOT_READY)) {
+        if !ready && !tolerates_no_schedule(pod, TAINT_NOT_READY) {
             return Status::unresolvable(ERR_NOT_READY);
         }
         Status::success()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::testing::{filter, node, pod};
+    use serde_json::json;
+
+    #[test]
+    fn cordoned_and_not_ready_nodes_unless_tolerated() {
+        let cordoned = node("a", json!({"spec": {"unschedulable": true}}));
+        let not_ready = node(
+            "b",
+            json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}}),
+        );
+        let cases = [
+            (&cordoned, json!({}), Some(ERR_UNSCHEDULABLE)),
+            (
+                &cordoned,
+                json!({"tolerations": [{"key": TAINT_UNSCHEDULABLE, "operator": "Exists", "effect": "NoSchedule"}]}),
+                None,
+            ),
+            (
+                &cordoned,
+                json!({"tolerations": [{"operator": "Exists"}]}),
+                None,
+            ),
+            (
+                &cordoned,
+                json!({"tolerations": [{"key": TAINT_UNSCHEDULABLE, "operator": "Exists", "effect": "NoExecute"}]}),
+                Some(ERR_UNSCHEDULABLE),
+            ),
+            (
+                &cordoned,
+                json!({"tolerations": [{"key": TAINT_UNSCHEDULABLE, "value": "x"}]}),
+                Some(ERR_UNSCHEDULABLE),
+            ),
+            (&not_ready, json!({}), Some(ERR_NOT_READY)),
+            (
+                &not_ready,
+                json!({"tolerations": [{"key": TAINT_NOT_READY, "operator": "Exists"}]}),
+                None,
+            ),
+        ];
+        for (n, spec, want) in cases {
+            let s = filter(&NodeUnschedulable, &pod("p", spec.clone()), n);
+            match want {
+                None => assert!(s.is_success(), "{spec}"),
+                Some(r) => assert_eq!(s.reasons, vec![r.to_owned()], "{spec}"),
+            }
+        }
+        assert!(
+            filter(
+                &NodeUnschedulable,
+                &pod("p", json!({})),
+                &node("c", json!({}))
+            )
+            .is_success()
+        );
     }
 }

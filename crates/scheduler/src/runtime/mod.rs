@@ -348,10 +348,8 @@ impl Scheduler {
             return;
         };
         let started = Instant::now();
-        let snapshot = self.cache.snapshot();
         let mut state = CycleState::default();
-        let result = profile.schedule(&mut state, &pod, &snapshot);
-        drop(snapshot);
+        let result = profile.schedule(&mut state, &pod, self.cache.snapshot());
         let outcome = match &result {
             Ok(_) => AttemptResult::Scheduled,
             Err(ScheduleError::Unschedulable(_)) => AttemptResult::Unschedulable,

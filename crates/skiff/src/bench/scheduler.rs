@@ -403,7 +403,7 @@ fn metrics_flags() -> (Vec<String>, Option<String>) {
         if help.contains("--bind-address") {
             flags.extend(["--bind-address".into(), "127.0.0.1".into()]);
         }
-        (flags, Some(format!("https://127.0.0.1:{port}/metrics")))
+        (flags, Some(format!("http://127.0.0.1:{port}/metrics")))
     } else {
         (Vec::new(), None)
     }

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::framework::parallel::map_range;
 use k8s_openapi::api::core::v1::Pod;
-use rayon::prelude::*;
 
 use super::{
     AffinityTerm, ERR_REASON_AFFINITY_RULES_NOT_MATCH, ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH,
@@ -47,56 +47,55 @@ pub(super) fn pre_filter(
 
     // Existing pods' required anti-affinity: only nodes holding such pods.
     let holders: Vec<&Arc<NodeInfo>> = snapshot.with_required_anti_affinity_pods().collect();
-    let existing_anti_affinity = holders
-        .par_iter()
-        .map(|info| {
-            let mut counts = TopologyCounts::default();
-            for existing in &info.pods_with_required_anti_affinity {
-                for t in required_anti_affinity_terms(&existing.pod) {
-                    if t.matches(pod, &ns_labels) {
-                        counts.update(&info.node, &t.topology_key, 1);
-                    }
+    let existing_anti_affinity = map_range(0..holders.len(), |i| {
+        let info = holders[i];
+        let mut counts = TopologyCounts::default();
+        for existing in &info.pods_with_required_anti_affinity {
+            for t in required_anti_affinity_terms(&existing.pod) {
+                if t.matches(pod, &ns_labels) {
+                    counts.update(&info.node, &t.topology_key, 1);
                 }
             }
-            counts
-        })
-        .reduce(TopologyCounts::default, |mut a, b| {
-            a.merge(b);
-            a
-        });
+        }
+        counts
+    })
+    .into_iter()
+    .fold(TopologyCounts::default(), |mut a, b| {
+        a.merge(b);
+        a
+    });
 
     // The incoming pod's required terms: every pod of every node.
     let (affinity, anti_affinity) = if affinity_terms.is_empty() && anti_affinity_terms.is_empty() {
         (TopologyCounts::default(), TopologyCounts::default())
     } else {
-        snapshot
-            .nodes
-            .par_iter()
-            .map(|info| {
-                let mut affinity = TopologyCounts::default();
-                let mut anti = TopologyCounts::default();
-                for existing in &info.pods {
-                    if matches_all(&affinity_terms, &existing.pod) {
-                        for t in affinity_terms.iter() {
-                            affinity.update(&info.node, &t.topology_key, 1);
-                        }
-                    }
-                    for t in anti_affinity_terms.iter() {
-                        if t.matches(&existing.pod, &NO_LABELS) {
-                            anti.update(&info.node, &t.topology_key, 1);
-                        }
+        map_range(0..snapshot.nodes.len(), |i| {
+            let info = &snapshot.nodes[i];
+            let mut affinity = TopologyCounts::default();
+            let mut anti = TopologyCounts::default();
+            for existing in &info.pods {
+                if matches_all(&affinity_terms, &existing.pod) {
+                    for t in affinity_terms.iter() {
+                        affinity.update(&info.node, &t.topology_key, 1);
                     }
                 }
-                (affinity, anti)
-            })
-            .reduce(
-                || (TopologyCounts::default(), TopologyCounts::default()),
-                |mut a, b| {
-                    a.0.merge(b.0);
-                    a.1.merge(b.1);
-                    a
-                },
-            )
+                for t in anti_affinity_terms.iter() {
+                    if t.matches(&existing.pod, &NO_LABELS) {
+                        anti.update(&info.node, &t.topology_key, 1);
+                    }
+                }
+            }
+            (affinity, anti)
+        })
+        .into_iter()
+        .fold(
+            (TopologyCounts::default(), TopologyCounts::default()),
+            |mut a, b| {
+                a.0.merge(b.0);
+                a.1.merge(b.1);
+                a
+            },
+        )
     };
 
     if existing_anti_affinity.is_empty()

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::framework::parallel::map_range;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use rayon::prelude::*;
 
 use super::{
     AffinityTerm, Args, TopologyCounts, namespace_labels, owned_weighted, preferred_affinity_terms,
@@ -144,24 +144,24 @@ pub(super) fn pre_score(
         namespace_labels: namespace_labels(pod, snapshot),
         hard_weight: i64::from(args.hard_pod_affinity_weight),
     };
-    let topology_score = nodes
-        .par_iter()
-        .map(|info| {
-            let mut scores = TopologyCounts::default();
-            let pods = if has_constraints {
-                &info.pods
-            } else {
-                &info.pods_with_affinity
-            };
-            for existing in pods {
-                process_existing_pod(&mut scores, &incoming, existing, &info.node);
-            }
-            scores
-        })
-        .reduce(TopologyCounts::default, |mut a, b| {
-            a.merge(b);
-            a
-        });
+    let topology_score = map_range(0..nodes.len(), |i| {
+        let info = &nodes[i];
+        let mut scores = TopologyCounts::default();
+        let pods = if has_constraints {
+            &info.pods
+        } else {
+            &info.pods_with_affinity
+        };
+        for existing in pods {
+            process_existing_pod(&mut scores, &incoming, existing, &info.node);
+        }
+        scores
+    })
+    .into_iter()
+    .fold(TopologyCounts::default(), |mut a, b| {
+        a.merge(b);
+        a
+    });
     if topology_score.is_empty() {
         return Status::skip();
     }

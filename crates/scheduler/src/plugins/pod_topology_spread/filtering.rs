@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::framework::parallel::map_range;
 use k8s_openapi::api::core::v1::Pod;
-use rayon::prelude::*;
 
 use super::{
     Constraint, DO_NOT_SCHEDULE, ERR_REASON_CONSTRAINTS_NOT_MATCH, ERR_REASON_NODE_LABEL_NOT_MATCH,
@@ -98,31 +98,28 @@ pub(super) fn pre_filter(
     let ns = pod.metadata.namespace.as_deref().unwrap_or("");
     // Per node: (constraint, domain, matching pods) for the constraints
     // the node counts for.
-    let per_node: Vec<Vec<(usize, &str, i64)>> = snapshot
-        .nodes
-        .par_iter()
-        .map(|info| {
-            let node = &info.node;
-            if !node_has_all_keys(node, &constraints) {
-                return Vec::new();
-            }
-            let labels = node.metadata.labels.as_ref();
-            let mut inclusion = Inclusion::new(pod, node);
-            constraints
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| inclusion.allows(c))
-                .filter_map(|(i, c)| {
-                    let value = labels?.get(&c.topology_key)?;
-                    Some((
-                        i,
-                        value.as_str(),
-                        count_matching(&info.pods, &c.selector, ns),
-                    ))
-                })
-                .collect()
-        })
-        .collect();
+    let per_node: Vec<Vec<(usize, &str, i64)>> = map_range(0..snapshot.nodes.len(), |n| {
+        let info = &snapshot.nodes[n];
+        let node = &info.node;
+        if !node_has_all_keys(node, &constraints) {
+            return Vec::new();
+        }
+        let labels = node.metadata.labels.as_ref();
+        let mut inclusion = Inclusion::new(pod, node);
+        constraints
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| inclusion.allows(c))
+            .filter_map(|(i, c)| {
+                let value = labels?.get(&c.topology_key)?;
+                Some((
+                    i,
+                    value.as_str(),
+                    count_matching(&info.pods, &c.selector, ns),
+                ))
+            })
+            .collect()
+    });
     let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
     for (i, value, n) in per_node.into_iter().flatten() {
         match counts[i].get_mut(value) {

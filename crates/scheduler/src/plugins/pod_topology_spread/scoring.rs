@@ -7,8 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::framework::parallel::map_range;
 use k8s_openapi::api::core::v1::Pod;
-use rayon::prelude::*;
 
 use super::{
     Constraint, Inclusion, LABEL_HOSTNAME, PodTopologySpread, SCHEDULE_ANYWAY, count_matching,
@@ -98,35 +98,32 @@ pub(super) fn pre_score(
         })
         .collect();
     let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-    let per_node: Vec<Vec<(usize, &str, i64)>> = snapshot
-        .nodes
-        .par_iter()
-        .map(|info| {
-            let node = &info.node;
-            if require_all && !node_has_all_keys(node, &constraints) {
-                return Vec::new();
+    let per_node: Vec<Vec<(usize, &str, i64)>> = map_range(0..snapshot.nodes.len(), |n| {
+        let info = &snapshot.nodes[n];
+        let node = &info.node;
+        if require_all && !node_has_all_keys(node, &constraints) {
+            return Vec::new();
+        }
+        let mut inclusion = Inclusion::new(pod, node);
+        let mut found = Vec::new();
+        for (i, c) in constraints.iter().enumerate() {
+            if !inclusion.allows(c) {
+                continue;
             }
-            let mut inclusion = Inclusion::new(pod, node);
-            let mut found = Vec::new();
-            for (i, c) in constraints.iter().enumerate() {
-                if !inclusion.allows(c) {
-                    continue;
-                }
-                let value = node
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(&c.topology_key))
-                    .map_or("", String::as_str);
-                // Only domains of feasible nodes matter (never hostname).
-                if !counts[i].contains_key(value) {
-                    continue;
-                }
-                found.push((i, value, count_matching(&info.pods, &c.selector, ns)));
+            let value = node
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(&c.topology_key))
+                .map_or("", String::as_str);
+            // Only domains of feasible nodes matter (never hostname).
+            if !counts[i].contains_key(value) {
+                continue;
             }
-            found
-        })
-        .collect();
+            found.push((i, value, count_matching(&info.pods, &c.selector, ns)));
+        }
+        found
+    });
     for (i, value, n) in per_node.into_iter().flatten() {
         if let Some(c) = counts[i].get_mut(value) {
             *c += n;
