@@ -2,8 +2,9 @@
 //! or assumed) with their requests computed once, the host ports they
 //! hold and the images the node has — upstream's `framework.NodeInfo`.
 
+use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
@@ -54,7 +55,6 @@ pub fn host_ports(pod: &Pod) -> Vec<HostPort> {
 }
 
 /// A pod with what the scheduler derives from it once.
-#[derive(Debug)]
 pub struct PodInfo {
     pub pod: Arc<Pod>,
     /// `namespace/name`.
@@ -63,6 +63,15 @@ pub struct PodInfo {
     /// With upstream's non-zero defaults (for scoring).
     pub non_zero: Resources,
     pub host_ports: Vec<HostPort>,
+    /// What InterPodAffinity parses from the pod's terms, once per pod
+    /// rather than once per attempt (upstream keeps them in PodInfo too).
+    pub affinity_terms: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for PodInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodInfo").field("key", &self.key).finish()
+    }
 }
 
 impl PodInfo {
@@ -72,6 +81,7 @@ impl PodInfo {
             requests: pod_requests(&pod, false),
             non_zero: pod_requests(&pod, true),
             host_ports: host_ports(&pod),
+            affinity_terms: OnceLock::new(),
             pod,
         }
     }

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::{
     AffinityTerm, ERR_REASON_AFFINITY_RULES_NOT_MATCH, ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH,
-    ERR_REASON_EXISTING_ANTI_AFFINITY_RULES_NOT_MATCH, TopologyCounts, matches_all,
+    ERR_REASON_EXISTING_ANTI_AFFINITY_RULES_NOT_MATCH, TopologyCounts, existing_terms, matches_all,
     namespace_labels, owned_terms, required_affinity_terms, required_anti_affinity_terms,
 };
 use crate::framework::{CycleState, NodeInfo, PodInfo, PreFilterResult, Snapshot, Status};
@@ -51,7 +51,7 @@ pub(super) fn pre_filter(
         let info = holders[i];
         let mut counts = TopologyCounts::default();
         for existing in &info.pods_with_required_anti_affinity {
-            for t in required_anti_affinity_terms(&existing.pod) {
+            for t in &existing_terms(existing).required_anti_affinity {
                 if t.matches(pod, &ns_labels) {
                     counts.update(&info.node, &t.topology_key, 1);
                 }
@@ -133,7 +133,7 @@ pub(super) fn update_with_pod(
     };
     let node = &node.node;
     let other = &pod_info.pod;
-    for t in required_anti_affinity_terms(other) {
+    for t in &existing_terms(pod_info).required_anti_affinity {
         if t.matches(pod, &s.namespace_labels) {
             s.existing_anti_affinity
                 .update(node, &t.topology_key, delta);

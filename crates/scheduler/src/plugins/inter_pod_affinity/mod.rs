@@ -237,6 +237,39 @@ pub(crate) fn preferred_anti_affinity_terms(pod: &Pod) -> Vec<(AffinityTerm<'_>,
     weighted(pod, list)
 }
 
+/// An existing pod's terms, parsed once and kept in its `PodInfo`.
+#[derive(Default)]
+pub(crate) struct ExistingTerms {
+    pub required_affinity: Vec<AffinityTerm<'static>>,
+    pub required_anti_affinity: Vec<AffinityTerm<'static>>,
+    pub preferred_affinity: Vec<(AffinityTerm<'static>, i64)>,
+    pub preferred_anti_affinity: Vec<(AffinityTerm<'static>, i64)>,
+}
+
+static NO_TERMS: std::sync::LazyLock<ExistingTerms> =
+    std::sync::LazyLock::new(ExistingTerms::default);
+
+/// The parsed terms of an existing pod (computed on first use).
+pub(crate) fn existing_terms(info: &PodInfo) -> &ExistingTerms {
+    let owned =
+        |list: Vec<AffinityTerm<'_>>| list.into_iter().map(AffinityTerm::into_owned).collect();
+    let owned_w = |list: Vec<(AffinityTerm<'_>, i64)>| {
+        list.into_iter().map(|(t, w)| (t.into_owned(), w)).collect()
+    };
+    info.affinity_terms
+        .get_or_init(|| {
+            let pod = &info.pod;
+            Box::new(ExistingTerms {
+                required_affinity: owned(required_affinity_terms(pod)),
+                required_anti_affinity: owned(required_anti_affinity_terms(pod)),
+                preferred_affinity: owned_w(preferred_affinity_terms(pod)),
+                preferred_anti_affinity: owned_w(preferred_anti_affinity_terms(pod)),
+            })
+        })
+        .downcast_ref::<ExistingTerms>()
+        .unwrap_or(&NO_TERMS)
+}
+
 /// The incoming pod's terms, owned and with namespaces merged.
 fn owned_terms(list: Vec<AffinityTerm<'_>>, snapshot: &Snapshot) -> Vec<AffinityTerm<'static>> {
     list.into_iter()

@@ -12,8 +12,8 @@ use crate::framework::parallel::map_range;
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use super::{
-    AffinityTerm, Args, TopologyCounts, namespace_labels, owned_weighted, preferred_affinity_terms,
-    preferred_anti_affinity_terms, required_affinity_terms,
+    AffinityTerm, Args, TopologyCounts, existing_terms, namespace_labels, owned_weighted,
+    preferred_affinity_terms, preferred_anti_affinity_terms,
 };
 use crate::framework::{
     CycleState, MAX_NODE_SCORE, NodeInfo, NodeScore, PodInfo, Snapshot, Status,
@@ -75,10 +75,10 @@ fn process_existing_pod(
         process_term(scores, t, *w, other, &NO_LABELS, node, -1);
     }
     if incoming.hard_weight > 0 {
-        for t in required_affinity_terms(other) {
+        for t in &existing_terms(existing).required_affinity {
             process_term(
                 scores,
-                &t,
+                t,
                 incoming.hard_weight,
                 incoming.pod,
                 &incoming.namespace_labels,
@@ -87,22 +87,22 @@ fn process_existing_pod(
             );
         }
     }
-    for (t, w) in preferred_affinity_terms(other) {
+    for (t, w) in &existing_terms(existing).preferred_affinity {
         process_term(
             scores,
-            &t,
-            w,
+            t,
+            *w,
             incoming.pod,
             &incoming.namespace_labels,
             node,
             1,
         );
     }
-    for (t, w) in preferred_anti_affinity_terms(other) {
+    for (t, w) in &existing_terms(existing).preferred_anti_affinity {
         process_term(
             scores,
-            &t,
-            w,
+            t,
+            *w,
             incoming.pod,
             &incoming.namespace_labels,
             node,
