@@ -6,68 +6,20 @@
 //! victims with `terminationGracePeriodSeconds: 0`).
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+mod support;
 
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use skiff_apiserver::testing::start;
-use tokio_util::sync::CancellationToken;
-
-/// Polls `check` until it gives a value (20 s at most).
-async fn until<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-fn start_scheduler(client: kube::Client) -> CancellationToken {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let token = CancellationToken::new();
-    let config = skiff_scheduler::Config::new(client);
-    tokio::spawn({
-        let token = token.clone();
-        async move { skiff_scheduler::run(config, token).await.unwrap() }
-    });
-    token
-}
+use support::{start_scheduler, until};
 
 async fn create_node(client: &kube::Client, name: &str, cpu: &str) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let status = json!({
-        "capacity": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
-        "allocatable": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                        "message": "kubelet is posting ready status"}]
-    });
-    let node: Node = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": status,
-    }))
-    .unwrap();
-    nodes.create(&PostParams::default(), &node).await.unwrap();
-    nodes
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": status})),
-        )
-        .await
-        .unwrap();
+    support::ready_node(client, name, cpu, "8Gi", json!({}), json!([])).await;
 }
 
 /// PriorityClasses `low` (10) and `high` (1000): the Priority admission

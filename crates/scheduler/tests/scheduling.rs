@@ -2,43 +2,16 @@
 //! allocatable resources and a Ready condition, pods that get bound.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use skiff_apiserver::testing::start;
-use tokio_util::sync::CancellationToken;
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-fn start_scheduler(client: kube::Client) -> CancellationToken {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let token = CancellationToken::new();
-    let config = skiff_scheduler::Config::new(client);
-    tokio::spawn({
-        let token = token.clone();
-        async move { skiff_scheduler::run(config, token).await.unwrap() }
-    });
-    token
-}
+use support::{eventually, start_scheduler, start_with};
 
 async fn create_node(
     client: &kube::Client,
@@ -48,29 +21,7 @@ async fn create_node(
     labels: serde_json::Value,
     taints: serde_json::Value,
 ) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let status = json!({
-        "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
-        "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                        "message": "kubelet is posting ready status"}]
-    });
-    let node: Node = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"taints": taints},
-        "status": status,
-    }))
-    .unwrap();
-    nodes.create(&PostParams::default(), &node).await.unwrap();
-    nodes
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": status})),
-        )
-        .await
-        .unwrap();
+    support::ready_node(client, name, cpu, memory, labels, taints).await;
 }
 
 async fn create_pod(client: &kube::Client, name: &str, cpu: &str, extra: serde_json::Value) {
@@ -298,15 +249,6 @@ async fn least_allocated_spreads_pods() {
     server.stop().await;
 }
 
-fn start_with(config: skiff_scheduler::Config) -> CancellationToken {
-    let token = CancellationToken::new();
-    tokio::spawn({
-        let token = token.clone();
-        async move { skiff_scheduler::run(config, token).await.unwrap() }
-    });
-    token
-}
-
 /// A second profile that packs pods (MostAllocated), from a config file.
 fn packer() -> Vec<std::sync::Arc<skiff_scheduler::Framework>> {
     let config = skiff_scheduler::config::SchedulerConfig::from_str(
@@ -439,5 +381,80 @@ async fn gated_pods_wait_and_host_ports_do_not_collide() {
     .await
     .unwrap();
     assert_eq!(wait_bound(&client, "port-2").await, "only");
+    stop.cancel();
+}
+
+/// A PreBind plugin that refuses its first call; PostBind counts.
+struct FlakyPreBind {
+    pre_binds: std::sync::atomic::AtomicUsize,
+    post_binds: std::sync::atomic::AtomicUsize,
+}
+
+impl skiff_scheduler::framework::Plugin for FlakyPreBind {
+    fn name(&self) -> &'static str {
+        "FlakyPreBind"
+    }
+
+    fn points(&self) -> &'static [skiff_scheduler::framework::ExtensionPoint] {
+        &[
+            skiff_scheduler::framework::ExtensionPoint::PreBind,
+            skiff_scheduler::framework::ExtensionPoint::PostBind,
+        ]
+    }
+
+    fn pre_bind(
+        &self,
+        _state: &skiff_scheduler::framework::CycleState,
+        _pod: &Pod,
+        _node: &str,
+    ) -> skiff_scheduler::framework::Status {
+        use std::sync::atomic::Ordering;
+        if self.pre_binds.fetch_add(1, Ordering::SeqCst) == 0 {
+            skiff_scheduler::framework::Status::error("volume not ready yet")
+        } else {
+            skiff_scheduler::framework::Status::success()
+        }
+    }
+
+    fn post_bind(&self, _state: &skiff_scheduler::framework::CycleState, _pod: &Pod, _node: &str) {
+        self.post_binds
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_pre_bind_retries_the_pod_and_post_bind_follows_a_binding() {
+    use skiff_scheduler::framework::ExtensionPoint;
+    use std::sync::atomic::Ordering;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let client = server.client.clone();
+    create_node(&client, "only", "4", "8Gi", json!({}), json!([])).await;
+    let plugin = std::sync::Arc::new(FlakyPreBind {
+        pre_binds: 0.into(),
+        post_binds: 0.into(),
+    });
+    let mut fw = skiff_scheduler::plugins::default_framework("default-scheduler");
+    fw.enable(plugin.clone(), ExtensionPoint::PreBind, 0)
+        .unwrap();
+    fw.enable(plugin.clone(), ExtensionPoint::PostBind, 0)
+        .unwrap();
+    let mut config = skiff_scheduler::Config::new(client.clone());
+    config.profiles = vec![std::sync::Arc::new(fw)];
+    let stop = start_with(config);
+
+    create_pod(&client, "p", "100m", json!({})).await;
+    assert_eq!(wait_bound(&client, "p").await, "only");
+    assert_eq!(
+        plugin.pre_binds.load(Ordering::SeqCst),
+        2,
+        "refused once, then retried"
+    );
+    eventually("PostBind ran", || {
+        let plugin = plugin.clone();
+        async move { plugin.post_binds.load(Ordering::SeqCst) == 1 }
+    })
+    .await;
     stop.cancel();
 }

@@ -4,56 +4,24 @@
 //! message.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 use skiff_apiserver::testing::start;
-use tokio_util::sync::CancellationToken;
+use support::start_scheduler;
 
 const ZONE: &str = "topology.kubernetes.io/zone";
 
-fn start_scheduler(client: kube::Client) -> CancellationToken {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let token = CancellationToken::new();
-    let config = skiff_scheduler::Config::new(client);
-    tokio::spawn({
-        let token = token.clone();
-        async move { skiff_scheduler::run(config, token).await.unwrap() }
-    });
-    token
-}
-
 /// A Ready node in `zone` (with its hostname label, as kubelets set).
 async fn create_node(client: &kube::Client, name: &str, zone: &str) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let status = json!({
-        "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                        "message": "kubelet is posting ready status"}]
-    });
-    let node: Node = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {ZONE: zone, "kubernetes.io/hostname": name}},
-        "status": status,
-    }))
-    .unwrap();
-    nodes.create(&PostParams::default(), &node).await.unwrap();
-    nodes
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": status})),
-        )
-        .await
-        .unwrap();
+    let labels = json!({ZONE: zone, "kubernetes.io/hostname": name});
+    support::ready_node(client, name, "4", "8Gi", labels, json!([])).await;
 }
 
 async fn create_pod(

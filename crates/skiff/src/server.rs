@@ -52,6 +52,10 @@ pub struct ServerArgs {
     /// `name` one, `-name` not this one.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
+    /// Port of the scheduler's /metrics and /healthz on 127.0.0.1 (plain
+    /// HTTP; 0: not served). Upstream's kube-scheduler port.
+    #[arg(long, default_value_t = 10259)]
+    pub scheduler_metrics_port: u16,
     #[command(flatten)]
     pub pod_network: PodNetworkFlags,
 }
@@ -421,6 +425,18 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
             identity::client(&data_dir, &kubeconfig_path, Component::ControllerManager).await?;
         let scheduler = skiff_scheduler::Config::new(scheduler_client.clone());
         let token = stop_controllers.clone();
+        if args.scheduler_metrics_port != 0 {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.scheduler_metrics_port));
+            let (metrics, token) = (scheduler.metrics.clone(), token.clone());
+            tokio::spawn(async move {
+                // Another server on this host may hold the port: the
+                // scheduler runs on without its endpoint.
+                if let Err(e) = skiff_scheduler::metrics::serve(addr, metrics, || true, token).await
+                {
+                    tracing::warn!(%addr, error = %e, "scheduler metrics endpoint not served");
+                }
+            });
+        }
         // Servers sharing an etcd take turns (Lease kube-system/
         // kube-scheduler); one that loses the lease stands again.
         tokio::spawn(async move {

@@ -76,6 +76,8 @@ pub struct Framework {
     score: Vec<Enabled>,
     reserve: Vec<Enabled>,
     permit: Vec<Enabled>,
+    pre_bind: Vec<Enabled>,
+    post_bind: Vec<Enabled>,
     /// Whether DefaultBinder (the `pods/binding` call) is enabled.
     pub binds: bool,
     pub percentage_of_nodes_to_score: Option<u32>,
@@ -96,6 +98,8 @@ impl Framework {
             score: Vec::new(),
             reserve: Vec::new(),
             permit: Vec::new(),
+            pre_bind: Vec::new(),
+            post_bind: Vec::new(),
             binds: false,
             percentage_of_nodes_to_score: None,
             next_start: AtomicUsize::new(0),
@@ -127,15 +131,15 @@ impl Framework {
             ExtensionPoint::Score => &mut self.score,
             ExtensionPoint::Reserve => &mut self.reserve,
             ExtensionPoint::Permit => &mut self.permit,
+            ExtensionPoint::PreBind => &mut self.pre_bind,
+            ExtensionPoint::PostBind => &mut self.post_bind,
             ExtensionPoint::Bind => {
                 self.binds = true;
                 return Ok(());
             }
             // Sorting is by priority then arrival (PrioritySort, the only
-            // queue sort); PreBind/PostBind have no plugins here.
-            ExtensionPoint::QueueSort | ExtensionPoint::PreBind | ExtensionPoint::PostBind => {
-                return Ok(());
-            }
+            // queue sort).
+            ExtensionPoint::QueueSort => return Ok(()),
         };
         if list.iter().any(|e| e.plugin.name() == entry.plugin.name()) {
             return Err(format!(
@@ -171,6 +175,8 @@ impl Framework {
             &self.score,
             &self.reserve,
             &self.permit,
+            &self.pre_bind,
+            &self.post_bind,
         ] {
             for e in list {
                 if seen.insert(e.plugin.name()) {
@@ -535,6 +541,22 @@ impl Framework {
             }
         }
         Status::success()
+    }
+
+    pub fn pre_bind(&self, state: &CycleState, pod: &Pod, node: &str) -> Status {
+        for e in &self.pre_bind {
+            let s = e.plugin.pre_bind(state, pod, node);
+            if !s.is_success() {
+                return s.with_plugin(e.plugin.name());
+            }
+        }
+        Status::success()
+    }
+
+    pub fn post_bind(&self, state: &CycleState, pod: &Pod, node: &str) {
+        for e in &self.post_bind {
+            e.plugin.post_bind(state, pod, node);
+        }
     }
 }
 

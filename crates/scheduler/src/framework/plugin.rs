@@ -235,9 +235,19 @@ pub trait Plugin: Send + Sync {
     fn unreserve(&self, _state: &mut CycleState, _pod: &Pod, _node: &str) {}
 
     /// Last word before binding; a rejection unreserves the pod.
+    /// (Upstream's `Wait` is not offered: no in-tree plugin uses it.)
     fn permit(&self, _state: &CycleState, _pod: &Pod, _node: &str) -> Status {
         Status::success()
     }
+
+    /// Just before the binding call, outside the scheduling cycle; a
+    /// failure unreserves the pod and retries it.
+    fn pre_bind(&self, _state: &CycleState, _pod: &Pod, _node: &str) -> Status {
+        Status::success()
+    }
+
+    /// After a successful binding (informational).
+    fn post_bind(&self, _state: &CycleState, _pod: &Pod, _node: &str) {}
 }
 
 /// The failing status of every node Filter rejected, by node name.

@@ -33,7 +33,15 @@ struct BindOutcome {
     pod: Arc<Pod>,
     profile: Arc<Framework>,
     state: CycleState,
-    result: Result<(), kube::Error>,
+    result: Result<(), BindError>,
+}
+
+/// Why a pod was not bound after its scheduling cycle.
+enum BindError {
+    /// A PreBind plugin refused.
+    PreBind(crate::framework::Status),
+    /// The `pods/binding` call failed.
+    Api(kube::Error),
 }
 
 struct Scheduler {
@@ -440,8 +448,11 @@ impl Scheduler {
         let client = self.config.client.clone();
         let key = key.to_owned();
         tokio::spawn(async move {
-            let result = if profile.binds {
-                api::bind(client, &pod, &node).await
+            let pre = profile.pre_bind(&state, &pod, &node);
+            let result = if !pre.is_success() {
+                Err(BindError::PreBind(pre))
+            } else if profile.binds {
+                api::bind(client, &pod, &node).await.map_err(BindError::Api)
             } else {
                 Ok(())
             };
@@ -468,6 +479,7 @@ impl Scheduler {
         match result {
             Ok(()) => {
                 tracing::debug!(pod = key, node, "bound");
+                profile.post_bind(&state, &pod, &node);
                 if let Some((waited, attempts)) = self.queue.done(&key) {
                     self.config
                         .metrics
@@ -493,8 +505,17 @@ impl Scheduler {
                 self.cache.forget(&key);
                 profile.unreserve(&mut state, &pod, &node);
                 self.cluster_event(ClusterEvent::AssignedPodDelete);
-                tracing::warn!(pod = key, node, error = %e, "binding failed");
-                if matches!(&e, kube::Error::Api(s) if s.code == 409 || s.code == 404) {
+                let gone = match &e {
+                    BindError::Api(e) => {
+                        tracing::warn!(pod = key, node, error = %e, "binding failed");
+                        matches!(e, kube::Error::Api(s) if s.code == 409 || s.code == 404)
+                    }
+                    BindError::PreBind(s) => {
+                        tracing::warn!(pod = key, node, plugin = s.plugin, reasons = ?s.reasons, "PreBind failed");
+                        false
+                    }
+                };
+                if gone {
                     self.drop_pending(&key);
                 } else {
                     self.queue.failed(&key, None, Instant::now());
