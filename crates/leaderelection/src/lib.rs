@@ -43,13 +43,20 @@ impl Default for Timing {
 /// `<hostname>_<uuid>`, as upstream names lease holders: the host says
 /// where the leader runs, the uuid keeps two instances on one host apart.
 pub fn default_identity() -> String {
+    stable_identity(&uuid::Uuid::new_v4().to_string())
+}
+
+/// `<hostname>_<instance>`: an instance that keeps its id across
+/// restarts finds its own name on the lease after a crash and leads again
+/// at once, instead of waiting for its old lease to expire.
+pub fn stable_identity(instance: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "skiff".to_owned());
-    format!("{host}_{}", uuid::Uuid::new_v4())
+    format!("{host}_{instance}")
 }
 
 /// The record as last seen, and when (our clock) it last changed.

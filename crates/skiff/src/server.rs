@@ -311,6 +311,22 @@ pub async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// This server's id, kept in `<data-dir>/server-id`: its lease holder
+/// name survives restarts, so after a crash it leads again at once.
+fn server_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("server-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_owned());
+        }
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    std::fs::write(&path, format!("{id}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
 /// The data dir users know from other distributions.
 pub fn default_data_dir() -> PathBuf {
     if std::env::var("USER").as_deref() == Ok("root") || is_root() {
@@ -425,6 +441,7 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
             identity::client(&data_dir, &kubeconfig_path, Component::ControllerManager).await?;
         let scheduler = skiff_scheduler::Config::new(scheduler_client.clone());
         let token = stop_controllers.clone();
+        let identity = skiff_leaderelection::stable_identity(&server_id(&data_dir)?);
         if args.scheduler_metrics_port != 0 {
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.scheduler_metrics_port));
             let (metrics, token) = (scheduler.metrics.clone(), token.clone());
@@ -439,9 +456,10 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
         }
         // Servers sharing an etcd take turns (Lease kube-system/
         // kube-scheduler); one that loses the lease stands again.
+        let scheduler_identity = identity.clone();
         tokio::spawn(async move {
+            let identity = scheduler_identity;
             let election = skiff_scheduler::config::LeaderElectionConfig::default();
-            let identity = skiff_scheduler::leader::identity();
             loop {
                 let config = scheduler.clone();
                 let result = skiff_scheduler::leader::run_elected(
@@ -465,6 +483,7 @@ pub async fn run(args: ServerArgs, role: Role) -> anyhow::Result<()> {
             }
         });
         let mut config = skiff_controllers::Config::new(client);
+        config.identity = identity;
         config.controllers = args.controllers.clone();
         config.node_ipam = args.pod_network.ipam()?;
         let ca = data_dir.join("tls").join("ca.crt");

@@ -121,3 +121,81 @@ fn objects_survive_a_restart_and_conflicts_are_detected() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// After a crash (no shutdown, so no lease handed back) the server's
+/// scheduler and controller manager find their own name on their Leases
+/// and lead again at once instead of waiting out a stranger's lease; the
+/// scheduler is at work (a pod that fits nowhere is marked so).
+#[test]
+fn after_a_crash_the_server_leads_its_leases_again_under_the_same_name() {
+    let mut c = cluster();
+    let k = c.kubectl(33).unwrap();
+    // (holder, renewTime) once `accept` holds (30 s at most).
+    let lease = |k: &skiff_testkit::Kubectl, name: &str, accept: &dyn Fn(&str, &str) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = ok(k.run(&[
+                "get",
+                "lease",
+                name,
+                "-n",
+                "kube-system",
+                "--ignore-not-found",
+                "-o",
+                "jsonpath={.spec.holderIdentity} {.spec.renewTime}",
+            ]));
+            let (h, t) = out.trim().split_once(' ').unwrap_or(("", ""));
+            if accept(h, t) {
+                return (h.to_owned(), t.to_owned());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "lease {name}: {out:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let held = |h: &str, _: &str| !h.is_empty();
+    let (scheduler, _) = lease(&k, "kube-scheduler", &held);
+    let (controllers, _) = lease(&k, "skiff-controller-manager", &held);
+    let (_, s_renewed) = lease(&k, "kube-scheduler", &held);
+    let (_, c_renewed) = lease(&k, "skiff-controller-manager", &held);
+    c.crash_and_restart().unwrap();
+    let k = c.kubectl(33).unwrap();
+    // The first renewal after the crash is by the same name (a new name
+    // would only get the lease once the old one had expired).
+    let (h, _) = lease(&k, "kube-scheduler", &|h, t| {
+        !h.is_empty() && t != s_renewed
+    });
+    assert_eq!(h, scheduler);
+    let (h, _) = lease(&k, "skiff-controller-manager", &|h, t| {
+        !h.is_empty() && t != c_renewed
+    });
+    assert_eq!(h, controllers);
+    ok(k.run(&[
+        "run",
+        "waiting",
+        "--image=skiff.local/busybox",
+        "--",
+        "sleep",
+        "1",
+    ]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reason = ok(k.run(&[
+            "get",
+            "pod",
+            "waiting",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].reason}",
+        ]));
+        if reason == "Unschedulable" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduler never looked at the pod"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

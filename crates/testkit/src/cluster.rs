@@ -161,6 +161,16 @@ impl Cluster {
         self.stop();
         self.spawn()
     }
+
+    /// Kills the server with SIGKILL (no shutdown: a crash) and starts it
+    /// again on the same data dir and port.
+    pub fn crash_and_restart(&mut self) -> Result<(), TestkitError> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.spawn()
+    }
 }
 
 impl Drop for Cluster {
