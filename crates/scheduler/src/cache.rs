@@ -204,8 +204,12 @@ impl Cache {
                     .nodes
                     .get(*self.snap.index.get(&node)?)
                     .and_then(|n| n.pods.iter().find(|p| p.key == key).cloned());
+                // What plugins read: requests/ports/terms (spec), labels,
+                // and whether it is terminating (spread, preemption).
                 let same = info.as_ref().is_some_and(|i| {
-                    i.pod.spec == pod.spec && i.pod.metadata.labels == pod.metadata.labels
+                    i.pod.spec == pod.spec
+                        && i.pod.metadata.labels == pod.metadata.labels
+                        && i.pod.metadata.deletion_timestamp == pod.metadata.deletion_timestamp
                 });
                 if let Some(p) = self.pods.get_mut(&key) {
                     p.assumed = false;
@@ -380,6 +384,21 @@ mod tests {
         assert_eq!(s.image_nodes.get("img:1"), Some(&2));
         c.remove_pod("ns/p");
         assert_eq!(c.snapshot().get("a").map(|n| n.requested.cpu), Some(0));
+    }
+
+    #[test]
+    fn a_pod_turning_terminating_is_seen_as_such() {
+        let mut c = Cache::default();
+        c.set_node(node("a"));
+        c.update_pod(pod("p", Some("a"), "1"));
+        let mut terminating = (*pod("p", Some("a"), "1")).clone();
+        terminating.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        );
+        c.update_pod(Arc::new(terminating));
+        let s = c.snapshot();
+        let seen = s.get("a").map(|n| n.pods[0].pod.metadata.deletion_timestamp.is_some());
+        assert_eq!(seen, Some(true));
     }
 
     #[test]
