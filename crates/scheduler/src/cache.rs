@@ -397,7 +397,9 @@ mod tests {
         );
         c.update_pod(Arc::new(terminating));
         let s = c.snapshot();
-        let seen = s.get("a").map(|n| n.pods[0].pod.metadata.deletion_timestamp.is_some());
+        let seen = s
+            .get("a")
+            .map(|n| n.pods[0].pod.metadata.deletion_timestamp.is_some());
         assert_eq!(seen, Some(true));
     }
 

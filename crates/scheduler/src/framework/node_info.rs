@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -124,9 +125,18 @@ pub fn pod_priority(pod: &Pod) -> i32 {
     pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
 }
 
+/// A number no NodeInfo change had before (upstream's generation):
+/// plugins may remember per-node results while it stays the same.
+fn next_generation() -> u64 {
+    static GENERATION: AtomicU64 = AtomicU64::new(1);
+    GENERATION.fetch_add(1, Ordering::Relaxed)
+}
+
 /// One node and what is on it.
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
+    /// Changes whenever the node or its pods do.
+    pub generation: u64,
     pub node: Arc<Node>,
     pub pods: Vec<Arc<PodInfo>>,
     /// The pods with (anti-)affinity terms, for InterPodAffinity.
@@ -145,6 +155,7 @@ pub struct NodeInfo {
 impl NodeInfo {
     pub fn new(node: Arc<Node>) -> Self {
         let mut info = NodeInfo {
+            generation: next_generation(),
             node: node.clone(),
             pods: Vec::new(),
             pods_with_affinity: Vec::new(),
@@ -161,6 +172,7 @@ impl NodeInfo {
 
     /// A new version of the Node object; the pods stay.
     pub fn set_node(&mut self, node: Arc<Node>) {
+        self.generation = next_generation();
         self.allocatable = allocatable(&node);
         self.images = node
             .status
@@ -181,6 +193,7 @@ impl NodeInfo {
     }
 
     pub fn add_pod(&mut self, pod: Arc<PodInfo>) {
+        self.generation = next_generation();
         self.requested.add(&pod.requests);
         self.non_zero_requested.add(&pod.non_zero);
         self.used_ports.extend(pod.host_ports.iter().cloned());
@@ -199,6 +212,7 @@ impl NodeInfo {
             return false;
         };
         let pod = self.pods.swap_remove(i);
+        self.generation = next_generation();
         self.requested.sub(&pod.requests);
         self.non_zero_requested.sub(&pod.non_zero);
         for port in &pod.host_ports {

@@ -96,9 +96,15 @@ pub(super) fn pre_filter(
         return Err(Status::skip());
     }
     let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-    // Per node: (constraint, domain, matching pods) for the constraints
-    // the node counts for.
-    let per_node: Vec<Vec<(usize, &str, i64)>> = map_range(0..snapshot.nodes.len(), |n| {
+    // Counts remembered from earlier attempts, per constraint.
+    let keys: Vec<String> = constraints
+        .iter()
+        .map(|c| format!("{ns}\u{0}{:?}", c.selector))
+        .collect();
+    let memos: Vec<_> = keys.iter().map(|k| pl.memo.get(k)).collect();
+    // Per node: (constraint, domain, matching pods, counted afresh) for
+    // the constraints the node counts for.
+    let per_node: Vec<Vec<(usize, &str, i64, bool)>> = map_range(0..snapshot.nodes.len(), |n| {
         let info = &snapshot.nodes[n];
         let node = &info.node;
         if !node_has_all_keys(node, &constraints) {
@@ -112,22 +118,31 @@ pub(super) fn pre_filter(
             .filter(|(_, c)| inclusion.allows(c))
             .filter_map(|(i, c)| {
                 let value = labels?.get(&c.topology_key)?;
-                Some((
-                    i,
-                    value.as_str(),
-                    count_matching(&info.pods, &c.selector, ns),
-                ))
+                let (n, fresh) = match memos[i].get(info.name()) {
+                    Some(&(generation, n)) if generation == info.generation => (n, false),
+                    _ => (count_matching(&info.pods, &c.selector, ns), true),
+                };
+                Some((i, value.as_str(), n, fresh))
             })
             .collect()
     });
     let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
-    for (i, value, n) in per_node.into_iter().flatten() {
-        match counts[i].get_mut(value) {
-            Some(c) => *c += n,
-            None => {
-                counts[i].insert(value.to_owned(), n);
+    let mut fresh: Vec<Vec<(String, u64, i64)>> = vec![Vec::new(); constraints.len()];
+    for (n, found) in per_node.into_iter().enumerate() {
+        for (i, value, matching, new) in found {
+            if new && let Some(info) = snapshot.nodes.get(n) {
+                fresh[i].push((info.name().to_owned(), info.generation, matching));
+            }
+            match counts[i].get_mut(value) {
+                Some(c) => *c += matching,
+                None => {
+                    counts[i].insert(value.to_owned(), matching);
+                }
             }
         }
+    }
+    for (key, fresh) in keys.iter().zip(fresh) {
+        pl.memo.put(key, fresh);
     }
     let paths = counts
         .iter()

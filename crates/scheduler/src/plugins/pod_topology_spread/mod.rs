@@ -15,6 +15,7 @@
 //! group of one); a pod selected only by a Service gets no defaults.
 
 mod filtering;
+mod memo;
 mod scoring;
 #[cfg(test)]
 mod tests;
@@ -165,6 +166,8 @@ fn system_default_constraints() -> Vec<TopologySpreadConstraint> {
 
 pub struct PodTopologySpread {
     default_constraints: Vec<TopologySpreadConstraint>,
+    /// PreFilter's per-node matching counts, kept across attempts.
+    memo: memo::CountMemo,
     /// `defaultingType: System`: nodes without a zone label still get
     /// hostname spreading in Score.
     system_defaulted: bool,
@@ -224,11 +227,13 @@ impl PodTopologySpread {
         Ok(if defaulting == "System" {
             PodTopologySpread {
                 default_constraints: system_default_constraints(),
+                memo: memo::CountMemo::default(),
                 system_defaulted: true,
             }
         } else {
             PodTopologySpread {
                 default_constraints: args.default_constraints,
+                memo: memo::CountMemo::default(),
                 system_defaulted: false,
             }
         })

@@ -685,3 +685,37 @@ fn scale_5000_nodes_10000_pods() {
         start.elapsed()
     );
 }
+
+/// Counts remembered between attempts follow the nodes' changes: one
+/// plugin (one memo), attempts on snapshots before and after pods move.
+#[test]
+fn remembered_counts_follow_node_changes() {
+    let pl = plugin();
+    let c = constraint(ZONE, 1, "DoNotSchedule", json!({}));
+    let p = incoming(vec![c], json!({}));
+    let counts = |snapshot: &Snapshot| {
+        let mut state = CycleState::default();
+        pl.pre_filter(&mut state, &p, snapshot).unwrap();
+        let s = state
+            .read::<filtering::PreFilterState>(filtering::STATE_KEY)
+            .unwrap();
+        let mut v: Vec<(String, i64)> = s.counts[0].iter().map(|(k, n)| (k.clone(), *n)).collect();
+        v.sort();
+        v
+    };
+    let a = zone_node("a", "z1", foo_pods("a", 2));
+    let b = zone_node("b", "z2", foo_pods("b", 1));
+    let before = Snapshot::from_nodes(vec![a.clone(), b.clone()]);
+    assert_eq!(counts(&before), [("z1".into(), 2), ("z2".into(), 1)]);
+    // The same nodes again: the remembered counts.
+    assert_eq!(counts(&before), [("z1".into(), 2), ("z2".into(), 1)]);
+    // b gains two pods, a loses one: both recounted.
+    let mut b2 = b.clone();
+    for extra in foo_pods("b-new", 2) {
+        b2.add_pod(Arc::new(PodInfo::new(Arc::new(extra))));
+    }
+    let mut a2 = a.clone();
+    assert!(a2.remove_pod("default/a-0"));
+    let after = Snapshot::from_nodes(vec![a2, b2]);
+    assert_eq!(counts(&after), [("z1".into(), 1), ("z2".into(), 3)]);
+}
