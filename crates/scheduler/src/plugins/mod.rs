@@ -2,6 +2,7 @@
 
 pub mod balanced_allocation;
 pub mod builtin_points;
+pub(crate) mod count_memo;
 pub mod default_preemption;
 pub mod image_locality;
 pub mod inter_pod_affinity;

@@ -739,3 +739,34 @@ fn scale_5000_nodes_10000_pods() {
         start.elapsed()
     );
 }
+
+/// Counts remembered between attempts follow the nodes' changes: one
+/// plugin (one memo), attempts on snapshots before and after pods move.
+#[test]
+fn remembered_counts_follow_node_changes() {
+    let pl = plugin();
+    let p = pod(
+        "incoming",
+        required("podAntiAffinity", vec![term("web", ZONE, json!({}))]),
+    );
+    let verdicts = |snapshot: &Snapshot| -> Vec<bool> {
+        let mut state = CycleState::default();
+        pl.pre_filter(&mut state, &p, snapshot).unwrap();
+        snapshot
+            .nodes
+            .iter()
+            .map(|n| pl.filter(&state, &p, n).is_success())
+            .collect()
+    };
+    let a = zone_node("a", "z1", vec![app("w1", "web")]);
+    let b = zone_node("b", "z2", vec![app("d1", "db")]);
+    let before = Snapshot::from_nodes(vec![a.clone(), b.clone()]);
+    assert_eq!(verdicts(&before), [false, true]);
+    assert_eq!(verdicts(&before), [false, true], "remembered");
+    let mut a2 = a.clone();
+    assert!(a2.remove_pod("default/w1"));
+    let mut b2 = b.clone();
+    b2.add_pod(Arc::new(PodInfo::new(Arc::new(app("w2", "web")))));
+    let after = Snapshot::from_nodes(vec![a2, b2]);
+    assert_eq!(verdicts(&after), [true, false]);
+}

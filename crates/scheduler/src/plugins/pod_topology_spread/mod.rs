@@ -15,7 +15,6 @@
 //! group of one); a pod selected only by a Service gets no defaults.
 
 mod filtering;
-mod memo;
 mod scoring;
 #[cfg(test)]
 mod tests;
@@ -167,7 +166,7 @@ fn system_default_constraints() -> Vec<TopologySpreadConstraint> {
 pub struct PodTopologySpread {
     default_constraints: Vec<TopologySpreadConstraint>,
     /// PreFilter's per-node matching counts, kept across attempts.
-    memo: memo::CountMemo,
+    memo: crate::plugins::count_memo::CountMemo<i64>,
     /// `defaultingType: System`: nodes without a zone label still get
     /// hostname spreading in Score.
     system_defaulted: bool,
@@ -227,13 +226,13 @@ impl PodTopologySpread {
         Ok(if defaulting == "System" {
             PodTopologySpread {
                 default_constraints: system_default_constraints(),
-                memo: memo::CountMemo::default(),
+                memo: Default::default(),
                 system_defaulted: true,
             }
         } else {
             PodTopologySpread {
                 default_constraints: args.default_constraints,
-                memo: memo::CountMemo::default(),
+                memo: Default::default(),
                 system_defaulted: false,
             }
         })
