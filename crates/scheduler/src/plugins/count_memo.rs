@@ -37,7 +37,11 @@ impl<V: Clone> CountMemo<V> {
             .unwrap_or_default()
     }
 
-    /// Remembers fresh results for `key`.
+    /// Remembers fresh results for `key`. Callers drop what [`get`]
+    /// gave them first: an entry still shared is copied before it is
+    /// changed.
+    ///
+    /// [`get`]: CountMemo::get
     pub fn put(&self, key: &str, fresh: Vec<(String, u64, V)>) {
         if fresh.is_empty() {
             return;

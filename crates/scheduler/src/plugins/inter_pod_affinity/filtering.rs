@@ -114,6 +114,8 @@ pub(super) fn pre_filter(
                 fresh.push((info.name().to_owned(), info.generation, (all, each)));
             }
         }
+        // Let go of the old entries first, so storing does not copy them.
+        drop(known);
         memo.put(&key, fresh);
         (affinity, anti)
     };

@@ -141,6 +141,8 @@ pub(super) fn pre_filter(
             }
         }
     }
+    // Let go of the old entries first, so storing does not copy them.
+    drop(memos);
     for (key, fresh) in keys.iter().zip(fresh) {
         pl.memo.put(key, fresh);
     }
