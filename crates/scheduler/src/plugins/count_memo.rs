@@ -1,9 +1,11 @@
-//! Per-node results remembered across attempts: PodTopologySpread and
-//! InterPodAffinity count, in PreFilter, the pods matching a selector or
-//! a term on every node, and with thousands of bound pods walking them
-//! all for each attempt is most of the scheduler's time. A node's result
-//! is reused while its generation (bumped on any change to the node or
-//! its pods) is the same.
+//! Per-node results remembered across attempts: PodTopologySpread counts,
+//! in PreFilter, the pods matching a selector on every node, and with
+//! thousands of bound pods walking them all for each attempt is most of
+//! the scheduler's time. A node's result is reused while its generation
+//! (bumped on any change to the node or its pods) is the same.
+//! (Tried for InterPodAffinity's required terms too: with a few pods per
+//! node and a new key per group of pods, the lookups cost more than the
+//! walk — 123 → 104 pods/s at 5,000 nodes — so it is not used there.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

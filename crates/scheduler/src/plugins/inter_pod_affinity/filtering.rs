@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::framework::parallel::map_range;
-use crate::plugins::count_memo::CountMemo;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::{
@@ -38,7 +37,6 @@ pub(super) struct PreFilterState {
 }
 
 pub(super) fn pre_filter(
-    memo: &CountMemo<(i64, Vec<i64>)>,
     state: &mut CycleState,
     pod: &Pod,
     snapshot: &Snapshot,
@@ -67,57 +65,37 @@ pub(super) fn pre_filter(
         a
     });
 
-    // The incoming pod's required terms: every pod of every node, or
-    // what an earlier attempt with the same terms counted on an
-    // unchanged node.
+    // The incoming pod's required terms: every pod of every node.
     let (affinity, anti_affinity) = if affinity_terms.is_empty() && anti_affinity_terms.is_empty() {
         (TopologyCounts::default(), TopologyCounts::default())
     } else {
-        let key = format!("{affinity_terms:?}|{anti_affinity_terms:?}");
-        let known = memo.get(&key);
-        let per_node = map_range(0..snapshot.nodes.len(), |i| {
+        map_range(0..snapshot.nodes.len(), |i| {
             let info = &snapshot.nodes[i];
-            if let Some((generation, counts)) = known.get(info.name())
-                && *generation == info.generation
-            {
-                return (counts.clone(), false);
-            }
-            let mut all = 0;
-            let mut each = vec![0; anti_affinity_terms.len()];
+            let mut affinity = TopologyCounts::default();
+            let mut anti = TopologyCounts::default();
             for existing in &info.pods {
-                if !affinity_terms.is_empty() && matches_all(&affinity_terms, &existing.pod) {
-                    all += 1;
+                if matches_all(&affinity_terms, &existing.pod) {
+                    for t in affinity_terms.iter() {
+                        affinity.update(&info.node, &t.topology_key, 1);
+                    }
                 }
-                for (j, t) in anti_affinity_terms.iter().enumerate() {
+                for t in anti_affinity_terms.iter() {
                     if t.matches(&existing.pod, &NO_LABELS) {
-                        each[j] += 1;
+                        anti.update(&info.node, &t.topology_key, 1);
                     }
                 }
             }
-            ((all, each), true)
-        });
-        let mut affinity = TopologyCounts::default();
-        let mut anti = TopologyCounts::default();
-        let mut fresh = Vec::new();
-        for (info, ((all, each), new)) in snapshot.nodes.iter().zip(per_node) {
-            if all > 0 {
-                for t in &affinity_terms {
-                    affinity.update(&info.node, &t.topology_key, all);
-                }
-            }
-            for (t, n) in anti_affinity_terms.iter().zip(&each) {
-                if *n > 0 {
-                    anti.update(&info.node, &t.topology_key, *n);
-                }
-            }
-            if new {
-                fresh.push((info.name().to_owned(), info.generation, (all, each)));
-            }
-        }
-        // Let go of the old entries first, so storing does not copy them.
-        drop(known);
-        memo.put(&key, fresh);
-        (affinity, anti)
+            (affinity, anti)
+        })
+        .into_iter()
+        .fold(
+            (TopologyCounts::default(), TopologyCounts::default()),
+            |mut a, b| {
+                a.0.merge(b.0);
+                a.1.merge(b.1);
+                a
+            },
+        )
     };
 
     if existing_anti_affinity.is_empty()

@@ -69,10 +69,6 @@ impl Default for Args {
 
 pub struct InterPodAffinity {
     args: Args,
-    /// PreFilter's per-node counts of pods matching the incoming pod's
-    /// required terms (all affinity terms; each anti-affinity term),
-    /// kept across attempts.
-    memo: crate::plugins::count_memo::CountMemo<(i64, Vec<i64>)>,
 }
 
 impl InterPodAffinity {
@@ -84,10 +80,7 @@ impl InterPodAffinity {
                 args.hard_pod_affinity_weight
             ));
         }
-        Ok(InterPodAffinity {
-            args,
-            memo: Default::default(),
-        })
+        Ok(InterPodAffinity { args })
     }
 }
 
@@ -413,7 +406,7 @@ impl Plugin for InterPodAffinity {
         pod: &Pod,
         snapshot: &Snapshot,
     ) -> Result<PreFilterResult, Status> {
-        filtering::pre_filter(&self.memo, state, pod, snapshot)
+        filtering::pre_filter(state, pod, snapshot)
     }
 
     fn add_pod(
